@@ -1,0 +1,30 @@
+#pragma once
+
+// Reads YAML bytes into a Node tree: encodings, anchors and aliases, merge keys,
+// duplicate and non-string keys, and limits that keep hostile input from
+// exhausting memory or the stack. yaml-cpp exceptions stop here.
+
+#include <string>
+#include <string_view>
+
+#include "shoal/stack/document.h"
+
+namespace shoal::stack {
+
+struct ReadLimits {
+  size_t max_bytes = 64u << 20;  // larger files are refused before parsing
+  size_t max_nodes = 2'000'000;  // after alias expansion: stops "billion laughs"
+  int max_depth = 128;           // compose files nest a dozen levels at most
+};
+
+// Converts UTF-16 (with a byte-order mark) to UTF-8, drops a UTF-8 BOM and turns
+// CRLF and lone CR line ends into LF. Returns false with *error set for
+// malformed UTF-16.
+bool DecodeText(std::string_view bytes, std::string* out, std::string* error);
+
+// Parses one YAML document. Returns the root (a kNull node for an empty
+// document) or nullptr after adding at least one error to diags.
+NodePtr ReadYaml(std::string_view text, const std::shared_ptr<const std::string>& file,
+                 Diagnostics& diags, const ReadLimits& limits = {});
+
+}  // namespace shoal::stack
