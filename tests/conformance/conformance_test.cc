@@ -1,0 +1,200 @@
+// Every corpus file is accounted for: it loads, validates and converts, or it is
+// listed in expected_failures.txt with the reason and a phrase its error must
+// contain. Every invalid file is refused with an error naming a line. The
+// resolved stacks match what `docker stack config` printed for the same files.
+
+#include <google/protobuf/util/message_differencer.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "shoal/stack/emit.h"
+#include "shoal/stack/loader.h"
+
+namespace fs = std::filesystem;
+using shoal::stack::Diagnostics;
+using shoal::stack::LoadOptions;
+
+namespace {
+
+const fs::path kCorpus = SHOAL_CORPUS_DIR;
+
+struct Expected {
+  std::string category;  // needs-variable, needs-file, overlay, unsupported
+  std::string phrase;    // must appear in the error text
+};
+
+std::map<std::string, Expected> ExpectedFailures() {
+  std::map<std::string, Expected> out;
+  std::ifstream in(SHOAL_EXPECTED_FAILURES);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> parts;
+    std::stringstream ss(line);
+    for (std::string p; std::getline(ss, p, '|');) {
+      size_t a = p.find_first_not_of(' '), b = p.find_last_not_of(' ');
+      parts.push_back(a == std::string::npos ? "" : p.substr(a, b - a + 1));
+    }
+    if (parts.size() >= 3) out[parts[0]] = {parts[1], parts[2]};
+  }
+  return out;
+}
+
+LoadOptions Options(std::vector<std::string> files, std::string name = "") {
+  LoadOptions o;
+  o.files = std::move(files);
+  // docker stack config ran with an empty environment except HOME.
+  o.environment = {{"HOME", "/home/user"}};
+  o.read_file_contents = false;
+  o.stack_name = std::move(name);
+  return o;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<fs::path> Files(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every corpus file loads, or fails as expected_failures.txt says") {
+  auto expected = ExpectedFailures();
+  std::set<std::string> seen;
+  int loaded = 0;
+  for (const auto& path : Files(kCorpus / "files")) {
+    std::string name = path.filename().string();
+    seen.insert(name);
+    auto r = shoal::stack::Load(Options({path.string()}));
+    auto it = expected.find(name);
+    INFO(name);
+    if (it == expected.end()) {
+      if (!r.ok()) FAIL_CHECK(r.error().ToString());
+      loaded += r.ok();
+      continue;
+    }
+    INFO("expected to fail (" << it->second.category << ") with \"" << it->second.phrase << "\"");
+    REQUIRE_FALSE(r.ok());
+    std::string text = r.error().ToString();
+    CHECK_THAT(text, Catch::Matchers::Contains(it->second.phrase));
+    for (const auto& d : r.error().Errors()) CHECK(d.mark.line > 0);
+  }
+  for (const auto& [name, e] : expected) {
+    INFO(name);
+    CHECK(seen.count(name));  // no stale entries
+  }
+  WARN("corpus files loaded and converted: " << loaded << " of " << seen.size());
+  CHECK(loaded >= 85);
+}
+
+TEST_CASE("overlay files load together with their base file") {
+  const auto f = kCorpus / "files";
+  std::vector<std::vector<std::string>> sets = {
+      {"BretFisher__dogvscat__stack-elk.yml", "BretFisher__dogvscat__stack-elk.override.yml"},
+      {"BretFisher__udemy-docker-mastery__swarm-stack-3__docker-compose.yml",
+       "BretFisher__udemy-docker-mastery__swarm-stack-3__docker-compose.override.yml"},
+      {"BretFisher__udemy-docker-mastery__swarm-stack-3__docker-compose.yml",
+       "BretFisher__udemy-docker-mastery__swarm-stack-3__docker-compose.prod.yml"},
+      {"BretFisher__udemy-docker-mastery__swarm-stack-3__docker-compose.yml",
+       "BretFisher__udemy-docker-mastery__swarm-stack-3__docker-compose.test.yml"},
+      {"zammad__zammad-docker-compose__docker-compose.yml",
+       "zammad__zammad-docker-compose__scenarios__apply-resource-limits.yml"},
+  };
+  for (const auto& set : sets) {
+    std::vector<std::string> paths;
+    for (const auto& s : set) paths.push_back((f / s).string());
+    INFO(set.back());
+    auto r = shoal::stack::Load(Options(paths));
+    if (!r.ok()) FAIL_CHECK(r.error().ToString());
+  }
+}
+
+TEST_CASE("every invalid corpus file is refused with an error that names a line") {
+  // Valid under the Compose Specification, refused only by docker's v3.5 schema.
+  const std::set<std::string> kAcceptedBySpec = {
+      "docker__cli__cli__compose__loader__loader_test.go__TestLoadTmpfsVolumeAdditionalPropertyNotAllowed.yml",
+  };
+  for (const auto& path : Files(kCorpus / "invalid")) {
+    std::string name = path.filename().string();
+    INFO(name);
+    auto r = shoal::stack::Load(Options({path.string()}));
+    if (kAcceptedBySpec.count(name)) {
+      CHECK(r.ok());
+      continue;
+    }
+    REQUIRE_FALSE(r.ok());
+    INFO(r.error().ToString());
+    bool names_line = false;
+    for (const auto& d : r.error().Errors()) names_line = names_line || d.mark.line > 0;
+    CHECK(names_line);
+  }
+}
+
+namespace {
+
+// Loads `text` (an expected `docker stack config` output) as a stack file in a
+// temporary directory, with <stackdir> pointing at the corpus files.
+shoal::Result<shoal::stack::LoadedStack, Diagnostics> LoadExpected(const std::string& text,
+                                                              const std::string& name) {
+  std::string t = text;
+  const std::string marker = "<stackdir>";
+  for (size_t p; (p = t.find(marker)) != std::string::npos;)
+    t.replace(p, marker.size(), (kCorpus / "files").string());
+  fs::path dir = fs::temp_directory_path() / ("shoal-conformance-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  fs::path file = dir / "expected.yml";
+  std::ofstream(file) << t;
+  auto r = shoal::stack::Load(Options({file.string()}, name));
+  fs::remove_all(dir);
+  return r;
+}
+
+std::string Differences(const shoal::v1::StackSpec& a, const shoal::v1::StackSpec& b) {
+  std::string report;
+  google::protobuf::util::MessageDifferencer d;
+  d.ReportDifferencesToString(&report);
+  d.Compare(a, b);
+  return report;
+}
+
+}  // namespace
+
+TEST_CASE("shoal config matches docker stack config on the corpus") {
+  auto expected_failures = ExpectedFailures();
+  int compared = 0;
+  for (const auto& path : Files(kCorpus / "expected" / "docker-stack-config")) {
+    std::string name = path.filename().string();
+    if (expected_failures.count(name)) continue;
+    INFO(name);
+    auto ours = shoal::stack::Load(Options({(kCorpus / "files" / name).string()}, "corpus"));
+    REQUIRE(ours.ok());
+    auto theirs = LoadExpected(ReadFile(path), "corpus");
+    if (!theirs.ok()) {
+      FAIL_CHECK("docker's output does not load: " << theirs.error().ToString());
+      continue;
+    }
+    std::string diff = Differences(theirs->spec, ours->spec);
+    CHECK(diff == "");
+    // And shoal's own `config` output loads back to the same spec.
+    auto again = LoadExpected(shoal::stack::ToYaml(*ours->document), "corpus");
+    REQUIRE(again.ok());
+    CHECK(Differences(ours->spec, again->spec) == "");
+    ++compared;
+  }
+  WARN("files compared with docker stack config: " << compared);
+  CHECK(compared >= 60);
+}
