@@ -94,7 +94,9 @@ void AddStackCommands(CLI::App& app, int* exit_code) {
     AddFileFlags(cmd, flags.get());
     cmd->add_option("--format", *format, "Output format")->check(CLI::IsMember({"yaml", "json"}));
     cmd->callback([=] {
-      LoadResult r = stack::Load(OptionsFor(*flags, "", /*contents=*/false));
+      // Resolve, not Load: like docker stack config, print override files and
+      // services without an image; only a deploy needs a complete stack.
+      LoadResult r = stack::Resolve(OptionsFor(*flags, "", /*contents=*/false));
       if (!LoadOrReport(r)) {
         *exit_code = 1;
         return;

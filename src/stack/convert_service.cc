@@ -100,6 +100,10 @@ void Converter::Service(const std::string& key, const Node& n, ServiceSpec* s) {
 
 void Converter::Container(const std::string& key, const Node& n, const std::string& path,
                           ContainerSpec* c) {
+  if (!n.Get("image") && !n.Get("build")) {
+    diags_.Error(n.mark, path, "has no image (set `image`; is this an override file meant to be "
+                               "merged with -c over its base?)");
+  }
   // Compose names an image it builds "<project>-<service>"; a build-only
   // service runs that image (validate.cc warns that shoal does not build it).
   c->set_image(n.Get("image") ? Text(n.Get("image")) : opts_.stack_name + "-" + key);

@@ -17,14 +17,20 @@ void EmitYaml(YAML::Emitter& out, const Node& n) {
     case Kind::kInt:
     case Kind::kFloat: out << n.text; break;
     case Kind::kString: {
+      // "$" is written "$$" so that the output reads back as the same stack.
+      std::string text;
+      for (char c : n.text) {
+        text.push_back(c);
+        if (c == '$') text.push_back('$');
+      }
       bool ambiguous = ResolvePlainScalar(n.text, {})->kind != Kind::kString ||
                        n.text.find('\n') != std::string::npos || n.text.empty();
-      if (n.text.find('\n') != std::string::npos) {
-        out << YAML::Literal << n.text;
-      } else if (ambiguous) {
-        out << YAML::DoubleQuoted << n.text;
+      // Multi-line strings are double-quoted too: a literal block would change
+      // their trailing newlines.
+      if (ambiguous) {
+        out << YAML::DoubleQuoted << text;
       } else {
-        out << n.text;
+        out << text;
       }
       break;
     }

@@ -50,8 +50,8 @@ std::string Absolute(const std::string& p) {
 // being loaded so that extends and include cannot loop.
 class FileSet {
  public:
-  FileSet(VariableLookup lookup, std::string home, Diagnostics& diags)
-      : lookup_(std::move(lookup)), home_(std::move(home)), diags_(diags) {}
+  FileSet(VariableLookup lookup, std::string home, bool interpolate, Diagnostics& diags)
+      : lookup_(std::move(lookup)), home_(std::move(home)), interpolate_(interpolate), diags_(diags) {}
 
   // Returns the normalised tree of `path`, or nullptr after reporting errors.
   // `shown` is the name used in messages (the path as the user wrote it).
@@ -76,7 +76,7 @@ class FileSet {
     NodePtr root = ReadYaml(text, file, diags_);
     if (!root) return nullptr;
     if (root->IsNull()) {
-      diags_.Error(file_mark, "", "empty compose file: it defines no services");
+      diags_.Error({file, 1, 1}, "", "empty compose file: it defines no services");
       return nullptr;
     }
     if (!root->IsMap()) {
@@ -93,7 +93,7 @@ class FileSet {
                          "or set it to \"3\")");
       }
     }
-    InterpolateTree(*root, lookup_, diags_);
+    if (interpolate_) InterpolateTree(*root, lookup_, diags_);
     CheckComposeSchema(*root, diags_);
     if (diags_.ErrorCount() > errors_before) return nullptr;
     loading_.insert(abs);
@@ -146,6 +146,7 @@ class FileSet {
 
   VariableLookup lookup_;
   std::string home_;
+  bool interpolate_;
   Diagnostics& diags_;
   std::set<std::string> loading_;
 };
@@ -215,7 +216,8 @@ Result<LoadedStack, Diagnostics> ResolveImpl(const LoadOptions& opts, VariableLo
   };
   *lookup_out = lookup;
   auto home_it = opts.environment.find("HOME");
-  FileSet files(lookup, home_it == opts.environment.end() ? "/" : home_it->second, diags);
+  FileSet files(lookup, home_it == opts.environment.end() ? "/" : home_it->second,
+                opts.interpolate, diags);
   NodePtr merged;
   for (const auto& f : opts.files) {
     NodePtr doc = files.Load(f, f, {});
@@ -243,7 +245,15 @@ Result<LoadedStack, Diagnostics> ResolveImpl(const LoadOptions& opts, VariableLo
 Result<LoadedStack, Diagnostics> Resolve(const LoadOptions& options) {
   VariableLookup lookup;
   std::map<std::string, std::string, std::less<>> vars;
-  return ResolveImpl(options, &lookup, &vars);
+  auto r = ResolveImpl(options, &lookup, &vars);
+  if (!r.ok()) return r;
+  LoadedStack out = std::move(r).value();
+  Diagnostics diags = out.warnings;
+  ValidateStack(*out.document, diags);
+  diags.Sort();
+  if (diags.HasErrors()) return diags;
+  out.warnings = diags;
+  return out;
 }
 
 Result<LoadedStack, Diagnostics> Load(const LoadOptions& options) {

@@ -17,7 +17,10 @@ NodePtr Str(const std::string& s, const Mark& m) { return Node::MakeString(s, m)
 void ListToMap(Node& n, bool null_for_bare, char sep = '=') {
   if (n.IsMap()) {
     for (auto& e : n.entries) {
-      if (!e.value->IsNull() && e.value->IsScalar() && e.value->kind != Kind::kString) {
+      // A label without a value is an empty string; an environment variable
+      // without one is taken from the environment later, so it stays null.
+      if (e.value->IsNull() && null_for_bare) continue;
+      if (e.value->IsScalar() && e.value->kind != Kind::kString) {
         e.value = Str(e.value->ScalarText(), e.value->mark);
       }
     }
@@ -79,8 +82,13 @@ class Normalizer {
         if (Node* labels = obj.Get("labels")) ListToMap(*labels, false);
         if (Node* ext = obj.Get("external"); ext && ext->IsMap()) {
           // Legacy "external: {name: x}" is "name: x, external: true".
-          if (Node* name = ext->Get("name"); name && !obj.Get("name")) {
-            obj.Set("name", Str(name->ScalarText(), name->mark));
+          if (Node* name = ext->Get("name")) {
+            if (obj.Get("name")) {
+              diags_.Error(name->mark, std::string(kind) + "." + e.key + ".external.name",
+                           "name and external.name conflict; only use name");
+            } else {
+              obj.Set("name", Str(name->ScalarText(), name->mark));
+            }
           }
           obj.Set("external", Node::MakeBool(true, ext->mark));
         }

@@ -292,7 +292,14 @@ class Checker {
       rapidjson::SchemaValidator v(*full->doc);
       if (doc.Accept(v)) return;
       Finding f = Explain(*full, v, root_, "");
-      diags_.Error(f.mark, f.path, f.message);
+      if (f.message.empty() && f.exclude.empty()) {
+        // Nothing to point at: look for the error of the value inside by
+        // validating once more without the node's siblings... in practice the
+        // value error is reported by the oneOf branch check; say what is known.
+        f.message = "is not valid here";
+        f.exclude.push_back(Resolve(root_, v.GetInvalidDocumentPointer(), excluded_).node);
+      }
+      if (!f.message.empty()) diags_.Error(f.mark, f.path, f.message);
       bool progressed = false;
       for (const Node* n : f.exclude) {
         if (n != &root_ && excluded_.insert(n).second) progressed = true;
@@ -370,7 +377,9 @@ class Checker {
           break;
         }
       }
-      if (f.message.empty()) f.message = "is missing a required key";
+      // rapidjson also says "required" when a present required key has an
+      // invalid value; that value's own error is reported instead.
+      if (f.message.empty()) f.exclude.clear();
       return f;
     }
     if (keyword == "enum" && s && s->HasMember("enum")) {
@@ -438,12 +447,37 @@ class Checker {
           ++depth_;
           Finding inner = Explain(*branch, v, bad, path);
           --depth_;
-          return inner;
+          if (!inner.message.empty()) return inner;
+          // The branch's first complaint named no key: find the invalid value
+          // among the mapping's entries, each checked against its property.
+          if (const Finding* deeper = FindInEntries(*branch, bad, path, &inner)) return *deeper;
         }
       }
     }
     f.message = "does not match any allowed form (" + TypeList(all_types) + ")";
     return f;
+  }
+
+  // Checks each entry of a mapping against the branch's schema for that key.
+  const Finding* FindInEntries(const CompiledSchema& branch, const Node& map,
+                               const std::string& path, Finding* out) {
+    const rapidjson::Value* props = rapidjson::Pointer("/properties").Get(branch.json);
+    if (!props || !props->IsObject() || !map.IsMap()) return nullptr;
+    std::string base = branch.origin + "/properties/";
+    for (const auto& e : map.entries) {
+      if (!props->HasMember(e.key.c_str())) continue;
+      const CompiledSchema* prop = SchemaSet::Get().At(base + e.key);
+      if (!prop) continue;
+      rapidjson::Document doc;
+      ToJson(*e.value, doc, doc.GetAllocator(), excluded_);
+      rapidjson::SchemaValidator v(*prop->doc);
+      if (doc.Accept(v)) continue;
+      ++depth_;
+      *out = Explain(*prop, v, *e.value, JoinPath(path, e.key));
+      --depth_;
+      if (!out->message.empty()) return out;
+    }
+    return nullptr;
   }
 
   const Node& root_;

@@ -111,10 +111,6 @@ void ValidateStack(const Node& root, Diagnostics& diags) {
       const Node& svc = *s.value;
       if (!svc.IsMap()) continue;
       std::string base = "services." + s.key;
-      // A build-only service runs the image compose would have built; see convert.
-      if (!svc.Get("image") && !svc.Get("build")) {
-        diags.Error(s.key_mark, base, "has no image (set `image`)");
-      }
       const Entry* nm = svc.GetEntry("network_mode");
       const Entry* nets = svc.GetEntry("networks");
       if (nm && nets) {

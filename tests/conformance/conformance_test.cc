@@ -98,7 +98,8 @@ TEST_CASE("every corpus file loads, or fails as expected_failures.txt says") {
     CHECK(seen.count(name));  // no stale entries
   }
   WARN("corpus files loaded and converted: " << loaded << " of " << seen.size());
-  CHECK(loaded >= 85);
+  // Every other file is in expected_failures.txt, checked above.
+  CHECK(loaded + expected.size() == seen.size());
 }
 
 TEST_CASE("overlay files load together with their base file") {
@@ -149,7 +150,8 @@ namespace {
 // Loads `text` (an expected `docker stack config` output) as a stack file in a
 // temporary directory, with <stackdir> pointing at the corpus files.
 shoal::Result<shoal::stack::LoadedStack, Diagnostics> LoadExpected(const std::string& text,
-                                                              const std::string& name) {
+                                                                     const std::string& name,
+                                                                     bool interpolate) {
   std::string t = text;
   const std::string marker = "<stackdir>";
   for (size_t p; (p = t.find(marker)) != std::string::npos;)
@@ -158,7 +160,9 @@ shoal::Result<shoal::stack::LoadedStack, Diagnostics> LoadExpected(const std::st
   fs::create_directories(dir);
   fs::path file = dir / "expected.yml";
   std::ofstream(file) << t;
-  auto r = shoal::stack::Load(Options({file.string()}, name));
+  auto opts = Options({file.string()}, name);
+  opts.interpolate = interpolate;
+  auto r = shoal::stack::Load(opts);
   fs::remove_all(dir);
   return r;
 }
@@ -173,24 +177,57 @@ std::string Differences(const shoal::v1::StackSpec& a, const shoal::v1::StackSpe
 
 }  // namespace
 
+// Where shoal follows the compose specification and docker does not: the file,
+// a phrase of the one difference allowed, and why.
+struct Deliberate {
+  std::string phrase;
+  std::string reason;
+};
+
+const std::map<std::string, Deliberate> kDeliberate = {
+    // ${VAR:-default} whose default holds "$name": the compose specification
+    // interpolates inside defaults (nested defaults); docker keeps them literal.
+    {"BretFisher__dogvscat__stack-elk.yml", {"basicauth.users", "nested interpolation in defaults"}},
+    {"BretFisher__dogvscat__stack-swarmprom.yml", {"basicauth.users", "nested interpolation in defaults"}},
+    // The compose specification's host_ip ("127.0.0.1:8080:80") is kept; docker's v3
+    // format has no such field and drops the address silently.
+    {"jitsi__docker-jitsi-meet__docker-compose.yml", {"host_ip: \"127.0.0.1\"", "host_ip kept"}},
+    // A quoted shell word keeps its newlines, as sh does; docker's shlex trims them.
+    {"jpetazzo__container.training__stacks__elk.yml", {"command[1]", "POSIX shell quoting"}},
+    // "../prom/prometheus.yml" leaves the stack directory, so docker's output names a
+    // path on the machine where it ran.
+    {"jpetazzo__container.training__stacks__prometheus+config.yml", {"configs[0].file", "path outside <stackdir>"}},
+};
+
 TEST_CASE("shoal config matches docker stack config on the corpus") {
   auto expected_failures = ExpectedFailures();
   int compared = 0;
   for (const auto& path : Files(kCorpus / "expected" / "docker-stack-config")) {
+    // Docker's outputs are all named .yml; the corpus keeps .yaml where the source did.
     std::string name = path.filename().string();
+    fs::path source = kCorpus / "files" / name;
+    if (!fs::exists(source)) {
+      source.replace_extension(".yaml");
+      name = source.filename().string();
+    }
     if (expected_failures.count(name)) continue;
     INFO(name);
-    auto ours = shoal::stack::Load(Options({(kCorpus / "files" / name).string()}, "corpus"));
+    auto ours = shoal::stack::Load(Options({source.string()}, "corpus"));
     REQUIRE(ours.ok());
-    auto theirs = LoadExpected(ReadFile(path), "corpus");
+    auto theirs = LoadExpected(ReadFile(path), "corpus", /*interpolate=*/false);
     if (!theirs.ok()) {
       FAIL_CHECK("docker's output does not load: " << theirs.error().ToString());
       continue;
     }
     std::string diff = Differences(theirs->spec, ours->spec);
-    CHECK(diff == "");
+    if (auto d = kDeliberate.find(name); d != kDeliberate.end()) {
+      INFO("deliberate difference: " << d->second.reason);
+      CHECK_THAT(diff, Catch::Matchers::Contains(d->second.phrase));
+    } else {
+      CHECK(diff == "");
+    }
     // And shoal's own `config` output loads back to the same spec.
-    auto again = LoadExpected(shoal::stack::ToYaml(*ours->document), "corpus");
+    auto again = LoadExpected(shoal::stack::ToYaml(*ours->document), "corpus", true);
     REQUIRE(again.ok());
     CHECK(Differences(ours->spec, again->spec) == "");
     ++compared;

@@ -9,7 +9,7 @@
 namespace shoal::stack {
 
 // YAML. Strings that would read back as another type ("true", "8080") are quoted,
-// so that the output loads to the same document.
+// and "$" is escaped as "$$", so that the output loads to the same document.
 std::string ToYaml(const Node& root);
 
 // JSON, indented.

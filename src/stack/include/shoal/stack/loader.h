@@ -38,6 +38,9 @@ struct LoadOptions {
   // Read secret and config files into the spec. Off for `shoal config`, which
   // only resolves the file, and for tests over files whose data is absent.
   bool read_file_contents = true;
+  // Interpolate ${VAR}. Off to read a file that was already interpolated, such
+  // as the output of `docker stack config`, which does not escape `$`.
+  bool interpolate = true;
 };
 
 struct LoadedStack {
@@ -55,8 +58,9 @@ struct LoadedStack {
 Result<LoadedStack, Diagnostics> Load(const LoadOptions& options);
 
 // Loads and resolves without converting (for `shoal config`): interpolation,
-// merging, normalisation and schema validation, but no semantic checks that
-// need the spec.
+// merging, normalisation, schema and semantic validation, but not the checks
+// that only a deployable stack must pass (every service has an image, secret
+// files exist).
 Result<LoadedStack, Diagnostics> Resolve(const LoadOptions& options);
 
 // The process environment as a map (for LoadOptions::environment).
