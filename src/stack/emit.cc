@@ -2,65 +2,135 @@
 
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
+#include <cstdio>
+#include <string_view>
 
 namespace shoal::stack {
 
 namespace {
 
-void EmitYaml(YAML::Emitter& out, const Node& n) {
-  switch (n.kind) {
-    case Kind::kNull: out << YAML::Null; break;
-    case Kind::kBool: out << (n.bool_value ? "true" : "false"); break;
-    case Kind::kInt:
-    case Kind::kFloat: out << n.text; break;
-    case Kind::kString: {
-      // "$" is written "$$" so that the output reads back as the same stack.
-      std::string text;
-      for (char c : n.text) {
-        text.push_back(c);
-        if (c == '$') text.push_back('$');
-      }
-      bool ambiguous = ResolvePlainScalar(n.text, {})->kind != Kind::kString ||
-                       n.text.find('\n') != std::string::npos || n.text.empty();
-      // Multi-line strings are double-quoted too: a literal block would change
-      // their trailing newlines.
-      if (ambiguous) {
-        out << YAML::DoubleQuoted << text;
-      } else {
-        out << text;
-      }
-      break;
+// A string that reads back as the same string when written bare: no YAML
+// indicator at the start, no ": " or " #" inside, and not another type.
+bool PlainSafe(const std::string& s) {
+  if (s.empty() || s.size() > 200) return false;
+  static const std::string_view kBadFirst = "-?:,[]{}#&*!|>'\"%@`~ ";
+  if (kBadFirst.find(s.front()) != std::string_view::npos || s.back() == ' ' || s.back() == ':') {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f || c >= 0x80 || c == '#' || c == ',' || c == '[' || c == ']' ||
+        c == '{' || c == '}' || c == '"' || c == '\'' || c == '\\') {
+      return false;
     }
-    case Kind::kSeq:
-      if (n.items.empty()) {
-        out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
-        break;
-      }
-      out << YAML::BeginSeq;
-      for (const auto& i : n.items) EmitYaml(out, *i);
-      out << YAML::EndSeq;
-      break;
-    case Kind::kMap:
-      if (n.entries.empty()) {
-        out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
-        break;
-      }
-      out << YAML::BeginMap;
-      for (const auto& e : n.entries) {
-        out << YAML::Key;
-        if (ResolvePlainScalar(e.key, {})->kind != Kind::kString) {
-          out << YAML::DoubleQuoted << e.key;
+    if (c == ':' && (i + 1 == s.size() || s[i + 1] == ' ')) return false;
+  }
+  return ResolvePlainScalar(s, {})->kind == Kind::kString;
+}
+
+// JSON string escaping, which is also valid inside a YAML double-quoted scalar.
+void Quoted(std::string& out, const std::string& s) {
+  out.push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          out += buf;
         } else {
-          out << e.key;
+          out.push_back(ch);
         }
-        out << YAML::Value;
-        EmitYaml(out, *e.value);
+    }
+  }
+  out.push_back('"');
+}
+
+// "$" is written "$$" so that the output reads back as the same stack.
+std::string Escaped(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    out.push_back(c);
+    if (c == '$') out.push_back('$');
+  }
+  return out;
+}
+
+void Scalar(std::string& out, const Node& n) {
+  switch (n.kind) {
+    case Kind::kNull: out += "null"; break;
+    case Kind::kBool: out += n.bool_value ? "true" : "false"; break;
+    case Kind::kInt:
+    case Kind::kFloat: out += n.text; break;
+    default: {
+      std::string text = Escaped(n.text);
+      if (PlainSafe(text)) out += text;
+      else Quoted(out, text);
+    }
+  }
+}
+
+void Key(std::string& out, const std::string& key) {
+  if (PlainSafe(key)) out += key;
+  else Quoted(out, key);
+  out += ":";
+}
+
+bool IsEmptyContainer(const Node& n) {
+  return (n.IsMap() && n.entries.empty()) || (n.IsSeq() && n.items.empty());
+}
+
+// Block style, two spaces per level; list items under a key at the key's indent,
+// as docker stack config prints them.
+void EmitYaml(std::string& out, const Node& n, int indent) {
+  std::string pad(indent, ' ');
+  if (n.IsMap()) {
+    for (const auto& e : n.entries) {
+      out += pad;
+      Key(out, e.key);
+      const Node& v = *e.value;
+      if (IsEmptyContainer(v)) {
+        out += v.IsMap() ? " {}\n" : " []\n";
+      } else if (v.IsMap()) {
+        out += "\n";
+        EmitYaml(out, v, indent + 2);
+      } else if (v.IsSeq()) {
+        out += "\n";
+        EmitYaml(out, v, indent + 2);
+      } else {
+        out += " ";
+        Scalar(out, v);
+        out += "\n";
       }
-      out << YAML::EndMap;
-      break;
+    }
+  } else if (n.IsSeq()) {
+    for (const auto& i : n.items) {
+      out += pad + "-";
+      if (IsEmptyContainer(*i)) {
+        out += i->IsMap() ? " {}\n" : " []\n";
+      } else if (i->IsMap() || i->IsSeq()) {
+        // The first line of a nested block goes on the dash line.
+        std::string nested;
+        EmitYaml(nested, *i, indent + 2);
+        out += " " + nested.substr(indent + 2);
+      } else {
+        out += " ";
+        Scalar(out, *i);
+        out += "\n";
+      }
+    }
+  } else {
+    Scalar(out, n);
+    out += "\n";
   }
 }
 
@@ -94,13 +164,10 @@ void EmitJson(Writer& w, const Node& n) {
 }  // namespace
 
 std::string ToYaml(const Node& root) {
-  YAML::Emitter out;
-  out.SetIndent(2);
-  out.SetSeqFormat(YAML::Block);
-  EmitYaml(out, root);
-  std::string s = out.c_str();
-  if (s.empty() || s.back() != '\n') s += '\n';
-  return s;
+  std::string out;
+  if (IsEmptyContainer(root)) return root.IsMap() ? "{}\n" : "[]\n";
+  EmitYaml(out, root, 0);
+  return out;
 }
 
 std::string ToJson(const Node& root) {

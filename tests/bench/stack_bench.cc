@@ -2,7 +2,7 @@
 // services, times load + validate + convert, and the plan diff of two such
 // stacks that differ in 10% of their services. Prints what it measured.
 //
-//   shoal_stack_bench [--services N] [--runs R] [--write DIR]
+//   shoal_stack_bench [--compact] [--services N] [--runs R] [--write DIR]
 //
 // --write DIR leaves the generated files in DIR (for timing `shoal config`
 // against `docker stack config` on the same file).
@@ -22,8 +22,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
+bool g_compact = false;
+
+// A compact service, as most stack files write them: image, a few env vars,
+// one port, replicas.
+std::string CompactService(int i, bool changed) {
+  std::string s;
+  s += "  svc" + std::to_string(i) + ":\n";
+  s += "    image: registry.local/app" + std::to_string(i % 50) + ":" + (changed ? "2.0" : "1.0") + "\n";
+  s += "    environment:\n      MODE: production\n      PORT: \"8080\"\n      NAME: svc" + std::to_string(i) + "\n";
+  s += "    ports: [\"" + std::to_string(10000 + i) + ":8080\"]\n";
+  s += "    deploy: {replicas: " + std::to_string(1 + i % 5) + "}\n";
+  return s;
+}
+
 // One realistic service: image, env, labels, ports, volumes, deploy section.
 std::string Service(int i, bool changed) {
+  if (g_compact) return CompactService(i, changed);
   std::string s;
   s += "  svc" + std::to_string(i) + ":\n";
   s += "    image: registry.local/app" + std::to_string(i % 50) + ":" + (changed ? "2.0" : "1.0") + "\n";
@@ -71,8 +86,15 @@ Stats Summarize(std::vector<double> v) {
 int main(int argc, char** argv) {
   int n = 1000, runs = 20;
   std::string write_dir;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--compact") g_compact = true;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
+    if (a == "--compact") {
+      --i;
+      continue;
+    }
     if (a == "--services") n = std::stoi(argv[i + 1]);
     if (a == "--runs") runs = std::stoi(argv[i + 1]);
     if (a == "--write") write_dir = argv[i + 1];
@@ -116,7 +138,7 @@ int main(int argc, char** argv) {
     diff_ms.push_back(Ms(t1 - t0));
   }
   auto l = Summarize(load_ms), d = Summarize(diff_ms);
-  std::printf("stack of %d services, %zu bytes, %d runs\n", n, static_cast<size_t>(fs::file_size(a)), runs);
+  std::printf("stack of %d %s services, %zu bytes, %d runs\n", n, g_compact ? "compact" : "realistic", static_cast<size_t>(fs::file_size(a)), runs);
   std::printf("load+validate+convert: best %.1f ms, median %.1f ms\n", l.best, l.median);
   std::printf("plan diff (%zu services changed): best %.2f ms, median %.2f ms\n", changed, d.best, d.median);
   if (write_dir.empty()) fs::remove_all(dir);

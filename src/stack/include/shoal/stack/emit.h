@@ -8,7 +8,7 @@
 
 namespace shoal::stack {
 
-// YAML. Strings that would read back as another type ("true", "8080") are quoted,
+// YAML in block style. Strings that would read back as another type ("true", "8080") are quoted,
 // and "$" is escaped as "$$", so that the output loads to the same document.
 std::string ToYaml(const Node& root);
 
