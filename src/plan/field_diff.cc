@@ -168,8 +168,9 @@ bool FieldDiffer::DiffMessage(const pb::Message& a, const pb::Message& b, Contex
 
 bool FieldDiffer::DiffField(const Pair& p, const pb::FieldDescriptor* f, const FieldInfo& info,
                             Context ctx) {
+  if (info.informational) return false;
   PathMark mark(path_);
-  AppendName(path_, f->name());
+  AppendName(path_, info.display_name);
   const Context sub{ctx.replaces_tasks || info.replaces_tasks,
                     ctx.secret_ref || info.holds_secret_refs};
   if (!IsSensitive(info, f, ctx.secret_ref)) return DiffFieldValues(p, f, info, sub);

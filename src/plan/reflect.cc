@@ -105,6 +105,16 @@ void Schema::Add(const pb::Descriptor* d) {
     fi.replaces_tasks = o.GetExtension(v1::replaces_tasks);
     fi.sensitive = o.GetExtension(v1::sensitive);
     fi.unit = o.GetExtension(v1::unit);
+    fi.informational = o.GetExtension(v1::informational);
+    fi.display_name = f->name();
+    if (fi.unit == v1::UNIT_NANO_CPUS && fi.display_name == "nano_cpus") fi.display_name = "cpus";
+    for (std::string_view suffix : {"_ns", "_bytes"}) {
+      const std::string& n = fi.display_name;
+      if (fi.unit != v1::UNIT_NONE && n.size() > suffix.size() &&
+          n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        fi.display_name = n.substr(0, n.size() - suffix.size());
+      }
+    }
     fi.holds_secret_refs = f->full_name() == "shoal.v1.ContainerSpec.secrets";
     has_sensitive = has_sensitive || fi.sensitive;
     if (o.GetExtension(v1::key) && !f->is_repeated() && info.key == nullptr) info.key = f;

@@ -22,6 +22,10 @@ struct FieldInfo {
   // (shoal.v1.sensitive), or a hash of a sensitive sibling (see Schema).
   bool sensitive = false;
   v1::Unit unit = v1::UNIT_NONE;
+  // (shoal.v1.informational): never compared.
+  bool informational = false;
+  // The name shown in paths: unit suffixes dropped ("interval_ns" -> "interval").
+  std::string display_name;
   // The field is ContainerSpec.secrets: the references under it point at secrets,
   // and their `version` is the hash of secret material.
   bool holds_secret_refs = false;

@@ -127,7 +127,7 @@ TEST_CASE("scale, labels and update policy are applied in place") {
   REQUIRE(order != nullptr);
   CHECK(order->old_value == "stop-first");
   CHECK(order->new_value == "start-first");
-  const FieldChange* delay = FindField(c, "update_config.delay_ns");
+  const FieldChange* delay = FindField(c, "update_config.delay");
   REQUIRE(delay != nullptr);
   CHECK(delay->old_value == "10s");
   CHECK(delay->new_value == "30s");
@@ -273,12 +273,12 @@ TEST_CASE("units format durations, bytes, CPUs and file modes") {
 
   Plan plan = MustDiff(&current, desired);
   const ObjectChange& c = *FindChange(plan, "demo_api");
-  CHECK(FindField(c, "resources.limits.memory_bytes")->new_value == "512MiB");
-  CHECK(FindField(c, "resources.limits.memory_bytes")->old_value == "0B");
-  CHECK(FindField(c, "resources.limits.nano_cpus")->new_value == "0.5");
-  CHECK(FindField(c, "container.healthcheck.interval_ns")->new_value == "1m30s");
-  CHECK(FindField(c, "container.healthcheck.timeout_ns")->new_value == "1.5s");
-  CHECK(FindField(c, "container.stop_grace_period_ns")->new_value == "1h0m0s");
+  CHECK(FindField(c, "resources.limits.memory")->new_value == "512MiB");
+  CHECK(FindField(c, "resources.limits.memory")->old_value == "0B");
+  CHECK(FindField(c, "resources.limits.cpus")->new_value == "0.5");
+  CHECK(FindField(c, "container.healthcheck.interval")->new_value == "1m30s");
+  CHECK(FindField(c, "container.healthcheck.timeout")->new_value == "1.5s");
+  CHECK(FindField(c, "container.stop_grace_period")->new_value == "1h0m0s");
 }
 
 TEST_CASE("optional fields distinguish unset from false") {

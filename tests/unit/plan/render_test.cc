@@ -43,7 +43,7 @@ TEST_CASE("RenderText prints a terraform-like plan") {
         "      + container.env.DEBUG: \"1\"  # replaces tasks\n"
         "      ~ replicas: 3 -> 4\n"
         "  ~ service demo_web (in place)\n"
-        "      ~ update_config.delay_ns: 10s -> 1m30s\n"
+        "      ~ update_config.delay: 10s -> 1m30s\n"
         "  - network demo_default\n"
         "  + network demo_front\n"
         "      + driver: \"overlay\"\n"
