@@ -241,6 +241,8 @@ void WarnUnsupported(const Node& root, Diagnostics& diags) {
       {"volume_driver", "set the driver on the named volume"}, {"use_api_socket", "not applied"},
       {"post_start", "not applied"}, {"pre_stop", "not applied"}, {"provider", "not applied"},
       {"credential_spec", "not applied"}, {"stdin_open", ""},
+      {"mem_swappiness", "not applied"}, {"pull_refresh_after", "images are never pulled"},
+      {"uts", "not applied"},
   };
   static const std::set<std::string> kTop = {"include", "models"};
   if (!root.IsMap()) return;
