@@ -50,9 +50,7 @@ stack::LoadOptions OptionsFor(const FileFlags& f, std::string stack_name, bool c
   return o;
 }
 
-bool UseColor() {
-  return isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
-}
+bool UseColor() { return isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr; }
 
 void PrintDiagnostics(const stack::Diagnostics& d) { std::cerr << d.ToString(); }
 
@@ -88,7 +86,8 @@ void AddStackCommands(CLI::App& app, int* exit_code) {
   // ---- config ----
   {
     auto* cmd = app.add_subcommand(
-        "config", "Print the resolved stack (interpolated, merged, normalised), as docker stack config does");
+        "config",
+        "Print the resolved stack (interpolated, merged, normalised), as docker stack config does");
     auto flags = std::make_shared<FileFlags>();
     auto format = std::make_shared<std::string>("yaml");
     AddFileFlags(cmd, flags.get());
@@ -137,16 +136,19 @@ void AddStackCommands(CLI::App& app, int* exit_code) {
   }
   // ---- deploy ----
   {
-    auto* cmd = app.add_subcommand("deploy", "Deploy a stack (for now: --dry-run, the plan against an empty cluster)");
+    auto* cmd = app.add_subcommand(
+        "deploy", "Deploy a stack (for now: --dry-run, the plan against an empty cluster)");
     auto flags = std::make_shared<FileFlags>();
     auto format = std::make_shared<std::string>("text");
     auto stack_arg = std::make_shared<std::string>();
     auto dry_run = std::make_shared<bool>(false);
     AddFileFlags(cmd, flags.get());
-    cmd->add_option("STACK", *stack_arg,
-                    "Stack name (default: the file's `name`, else its directory); a path to a stack "
-                    "file is taken as -c FILE");
-    cmd->add_flag("--dry-run", *dry_run, "Print the plan and change nothing (exit 0: no changes, 2: changes, 1: error)");
+    cmd->add_option(
+        "STACK", *stack_arg,
+        "Stack name (default: the file's `name`, else its directory); a path to a stack "
+        "file is taken as -c FILE");
+    cmd->add_flag("--dry-run", *dry_run,
+                  "Print the plan and change nothing (exit 0: no changes, 2: changes, 1: error)");
     cmd->add_option("--format", *format, "Plan format")->check(CLI::IsMember({"text", "json"}));
     cmd->callback([=] {
       FileFlags f = *flags;

@@ -11,9 +11,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "shoal/common/text.h"
 #include "shoal/v1/options.pb.h"
 
 namespace shoal::plan::internal {
+
+using shoal::Quote;
 
 namespace pb = google::protobuf;
 
@@ -62,8 +65,7 @@ inline bool IsSensitive(const FieldInfo& info, const pb::FieldDescriptor* f, boo
   return info.sensitive || (secret_ref && f->name() == "version");
 }
 
-// "\"text\"" with quotes, backslashes and control characters escaped.
-std::string Quote(std::string_view s);
+
 
 // The readable name of an enum value: the leading words it shares with its
 // type's name are dropped, the rest is lowercased with hyphens

@@ -39,12 +39,15 @@ void Converter::Service(const std::string& key, const Node& n, ServiceSpec* s) {
       rp->set_condition(RestartPolicy::CONDITION_ON_FAILURE);
       if (t.size() > 11 && t[10] == ':') {
         auto max = ResolvePlainScalar(t.substr(11), r->mark);
-        if (max->kind == Kind::kInt && max->int_value >= 0) rp->set_max_attempts(max->int_value);
-        else diags_.Error(r->mark, path + ".restart", "invalid restart policy \"" + t + "\"");
+        if (max->kind == Kind::kInt && max->int_value >= 0)
+          rp->set_max_attempts(max->int_value);
+        else
+          diags_.Error(r->mark, path + ".restart", "invalid restart policy \"" + t + "\"");
       }
     } else {
       diags_.Error(r->mark, path + ".restart",
-                   "invalid restart policy \"" + t + "\" (use no, always, on-failure[:N] or unless-stopped)");
+                   "invalid restart policy \"" + t +
+                       "\" (use no, always, on-failure[:N] or unless-stopped)");
     }
   }
   if (const Node* d = n.Get("deploy"); d && d->IsMap()) Deploy(*d, path + ".deploy", s);
@@ -93,7 +96,8 @@ void Converter::Service(const std::string& key, const Node& n, ServiceSpec* s) {
                            ? Dependency::SERVICE_COMPLETED_SUCCESSFULLY
                            : Dependency::SERVICE_STARTED);
       d->set_restart(Bool(e.value->Get("restart"), path + ".depends_on." + e.key + ".restart"));
-      d->set_required(Bool(e.value->Get("required"), path + ".depends_on." + e.key + ".required", true));
+      d->set_required(
+          Bool(e.value->Get("required"), path + ".depends_on." + e.key + ".required", true));
     }
   }
 }
@@ -101,8 +105,9 @@ void Converter::Service(const std::string& key, const Node& n, ServiceSpec* s) {
 void Converter::Container(const std::string& key, const Node& n, const std::string& path,
                           ContainerSpec* c) {
   if (!n.Get("image") && !n.Get("build")) {
-    diags_.Error(n.mark, path, "has no image (set `image`; is this an override file meant to be "
-                               "merged with -c over its base?)");
+    diags_.Error(n.mark, path,
+                 "has no image (set `image`; is this an override file meant to be "
+                 "merged with -c over its base?)");
   }
   // Compose names an image it builds "<project>-<service>"; a build-only
   // service runs that image (validate.cc warns that shoal does not build it).
@@ -137,12 +142,14 @@ void Converter::Container(const std::string& key, const Node& n, const std::stri
       u->set_hard(Int(e.value->Get("hard"), path + ".ulimits." + e.key + ".hard", 0, -1));
     }
   }
-  if (const Node* init = n.Get("init"); init && !init->IsNull()) c->set_init(Bool(init, path + ".init"));
+  if (const Node* init = n.Get("init"); init && !init->IsNull())
+    c->set_init(Bool(init, path + ".init"));
   c->set_tty(Bool(n.Get("tty"), path + ".tty"));
   c->set_stdin_open(Bool(n.Get("stdin_open"), path + ".stdin_open"));
   c->set_read_only(Bool(n.Get("read_only"), path + ".read_only"));
   c->set_stop_signal(Text(n.Get("stop_signal")));
-  c->set_stop_grace_period_ns(Duration(n.Get("stop_grace_period"), path + ".stop_grace_period", 10 * kSecond));
+  c->set_stop_grace_period_ns(
+      Duration(n.Get("stop_grace_period"), path + ".stop_grace_period", 10 * kSecond));
   if (const Node* hc = n.Get("healthcheck"); hc && hc->IsMap()) {
     std::string hp = path + ".healthcheck";
     HealthCheck* h = c->mutable_healthcheck();
@@ -153,7 +160,8 @@ void Converter::Container(const std::string& key, const Node& n, const std::stri
       h->set_interval_ns(Duration(hc->Get("interval"), hp + ".interval", 30 * kSecond));
       h->set_timeout_ns(Duration(hc->Get("timeout"), hp + ".timeout", 30 * kSecond));
       h->set_start_period_ns(Duration(hc->Get("start_period"), hp + ".start_period", 0));
-      h->set_start_interval_ns(Duration(hc->Get("start_interval"), hp + ".start_interval", 5 * kSecond));
+      h->set_start_interval_ns(
+          Duration(hc->Get("start_interval"), hp + ".start_interval", 5 * kSecond));
       h->set_retries(Int(hc->Get("retries"), hp + ".retries", 3));
     }
   }
@@ -182,7 +190,8 @@ void Converter::Mounts(const Node& n, const std::string& path, ContainerSpec* c)
         m->set_source(src);
         if (const Node* b = v.Get("bind")) {
           m->set_bind_propagation(Text(b->Get("propagation")));
-          m->set_bind_create_host_path(Bool(b->Get("create_host_path"), vp + ".bind.create_host_path", true));
+          m->set_bind_create_host_path(
+              Bool(b->Get("create_host_path"), vp + ".bind.create_host_path", true));
         } else {
           m->set_bind_create_host_path(true);
         }
@@ -221,11 +230,14 @@ void Converter::Mounts(const Node& n, const std::string& path, ContainerSpec* c)
       size_t start = 0;
       while (start <= opts.size()) {
         size_t comma = opts.find(',', start);
-        std::string opt = opts.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string opt =
+            opts.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (opt.rfind("size=", 0) == 0) {
           auto b = ParseBytes(opt.substr(5));
-          if (b.ok()) m->set_tmpfs_size_bytes(*b);
-          else diags_.Error(t->items[i]->mark, IndexPath(path + ".tmpfs", i), b.error().message());
+          if (b.ok())
+            m->set_tmpfs_size_bytes(*b);
+          else
+            diags_.Error(t->items[i]->mark, IndexPath(path + ".tmpfs", i), b.error().message());
         } else if (opt.rfind("mode=", 0) == 0) {
           m->set_tmpfs_mode(static_cast<uint32_t>(std::strtoul(opt.c_str() + 5, nullptr, 8)));
         }
@@ -271,20 +283,31 @@ void Converter::Update(const Node* n, const std::string& path, UpdateConfig* u) 
   if (!n->IsMap()) return;
   if (const Node* p = n->Get("parallelism")) u->set_parallelism(Int(p, path + ".parallelism", 1));
   if (const Node* d = n->Get("delay")) u->set_delay_ns(Duration(d, path + ".delay", 0));
-  if (const Node* m = n->Get("monitor")) u->set_monitor_ns(Duration(m, path + ".monitor", 5 * kSecond));
-  if (const Node* r = n->Get("max_failure_ratio")) u->set_max_failure_ratio(Float(r, path + ".max_failure_ratio"));
+  if (const Node* m = n->Get("monitor"))
+    u->set_monitor_ns(Duration(m, path + ".monitor", 5 * kSecond));
+  if (const Node* r = n->Get("max_failure_ratio"))
+    u->set_max_failure_ratio(Float(r, path + ".max_failure_ratio"));
   if (const Node* a = n->Get("failure_action")) {
     std::string t = Text(a);
-    if (t == "continue") u->set_failure_action(UpdateConfig::FAILURE_CONTINUE);
-    else if (t == "rollback") u->set_failure_action(UpdateConfig::FAILURE_ROLLBACK);
-    else if (t == "pause") u->set_failure_action(UpdateConfig::FAILURE_PAUSE);
-    else diags_.Error(a->mark, path + ".failure_action", "expected pause, continue or rollback, got \"" + t + "\"");
+    if (t == "continue")
+      u->set_failure_action(UpdateConfig::FAILURE_CONTINUE);
+    else if (t == "rollback")
+      u->set_failure_action(UpdateConfig::FAILURE_ROLLBACK);
+    else if (t == "pause")
+      u->set_failure_action(UpdateConfig::FAILURE_PAUSE);
+    else
+      diags_.Error(a->mark, path + ".failure_action",
+                   "expected pause, continue or rollback, got \"" + t + "\"");
   }
   if (const Node* o = n->Get("order")) {
     std::string t = Text(o);
-    if (t == "start-first") u->set_order(UpdateConfig::ORDER_START_FIRST);
-    else if (t == "stop-first") u->set_order(UpdateConfig::ORDER_STOP_FIRST);
-    else diags_.Error(o->mark, path + ".order", "expected stop-first or start-first, got \"" + t + "\"");
+    if (t == "start-first")
+      u->set_order(UpdateConfig::ORDER_START_FIRST);
+    else if (t == "stop-first")
+      u->set_order(UpdateConfig::ORDER_STOP_FIRST);
+    else
+      diags_.Error(o->mark, path + ".order",
+                   "expected stop-first or start-first, got \"" + t + "\"");
   }
 }
 
@@ -306,9 +329,12 @@ void Converter::ResourceSetOf(const Node* n, const std::string& path, ResourceSe
 
 void Converter::Deploy(const Node& d, const std::string& path, ServiceSpec* s) {
   std::string mode = d.Get("mode") ? Text(d.Get("mode")) : "replicated";
-  if (mode == "global") s->set_mode(MODE_GLOBAL);
-  else if (mode == "replicated-job") s->set_mode(MODE_REPLICATED_JOB);
-  else if (mode == "global-job") s->set_mode(MODE_GLOBAL_JOB);
+  if (mode == "global")
+    s->set_mode(MODE_GLOBAL);
+  else if (mode == "replicated-job")
+    s->set_mode(MODE_REPLICATED_JOB);
+  else if (mode == "global-job")
+    s->set_mode(MODE_GLOBAL_JOB);
   else if (mode != "replicated") {
     diags_.Error(d.Get("mode")->mark, path + ".mode",
                  "expected replicated, global, replicated-job or global-job, got \"" + mode + "\"");
@@ -317,16 +343,19 @@ void Converter::Deploy(const Node& d, const std::string& path, ServiceSpec* s) {
   if (s->mode() == MODE_GLOBAL || s->mode() == MODE_GLOBAL_JOB) {
     s->set_replicas(0);
     if (const Entry* r = d.GetEntry("replicas")) {
-      diags_.Error(r->key_mark, path + ".replicas", "replicas cannot be set for a " + mode + " service");
+      diags_.Error(r->key_mark, path + ".replicas",
+                   "replicas cannot be set for a " + mode + " service");
     }
   } else if (const Node* r = d.Get("replicas")) {
     s->set_replicas(Int(r, path + ".replicas", 1));
   }
   StringMap(d.Get("labels"), s->mutable_labels());
   std::string em = Text(d.Get("endpoint_mode"));
-  s->mutable_endpoint()->set_mode(em == "dnsrr" ? EndpointSpec::MODE_DNSRR : EndpointSpec::MODE_VIP);
+  s->mutable_endpoint()->set_mode(em == "dnsrr" ? EndpointSpec::MODE_DNSRR
+                                                : EndpointSpec::MODE_VIP);
   if (!em.empty() && em != "vip" && em != "dnsrr") {
-    diags_.Error(d.Get("endpoint_mode")->mark, path + ".endpoint_mode", "expected vip or dnsrr, got \"" + em + "\"");
+    diags_.Error(d.Get("endpoint_mode")->mark, path + ".endpoint_mode",
+                 "expected vip or dnsrr, got \"" + em + "\"");
   }
   RestartPolicy* rp = s->mutable_restart_policy();
   // Jobs run to completion: by default a failed job task is retried, a finished one is not.
@@ -335,10 +364,15 @@ void Converter::Deploy(const Node& d, const std::string& path, ServiceSpec* s) {
     std::string rpp = path + ".restart_policy";
     if (const Node* c = r->Get("condition")) {
       std::string t = Text(c);
-      if (t == "none") rp->set_condition(RestartPolicy::CONDITION_NONE);
-      else if (t == "on-failure") rp->set_condition(RestartPolicy::CONDITION_ON_FAILURE);
-      else if (t == "any") rp->set_condition(RestartPolicy::CONDITION_ANY);
-      else diags_.Error(c->mark, rpp + ".condition", "expected none, on-failure or any, got \"" + t + "\"");
+      if (t == "none")
+        rp->set_condition(RestartPolicy::CONDITION_NONE);
+      else if (t == "on-failure")
+        rp->set_condition(RestartPolicy::CONDITION_ON_FAILURE);
+      else if (t == "any")
+        rp->set_condition(RestartPolicy::CONDITION_ANY);
+      else
+        diags_.Error(c->mark, rpp + ".condition",
+                     "expected none, on-failure or any, got \"" + t + "\"");
     }
     rp->set_delay_ns(Duration(r->Get("delay"), rpp + ".delay", rp->delay_ns()));
     rp->set_max_attempts(Int(r->Get("max_attempts"), rpp + ".max_attempts", rp->max_attempts()));
@@ -347,7 +381,8 @@ void Converter::Deploy(const Node& d, const std::string& path, ServiceSpec* s) {
   Update(d.Get("update_config"), path + ".update_config", s->mutable_update_config());
   Update(d.Get("rollback_config"), path + ".rollback_config", s->mutable_rollback_config());
   if (const Node* res = d.Get("resources"); res && res->IsMap()) {
-    ResourceSetOf(res->Get("limits"), path + ".resources.limits", s->mutable_resources()->mutable_limits());
+    ResourceSetOf(res->Get("limits"), path + ".resources.limits",
+                  s->mutable_resources()->mutable_limits());
     ResourceSetOf(res->Get("reservations"), path + ".resources.reservations",
                   s->mutable_resources()->mutable_reservations());
   }
@@ -368,7 +403,8 @@ void Converter::Deploy(const Node& d, const std::string& path, ServiceSpec* s) {
     if (const Node* prefs = pl->Get("preferences"); prefs && prefs->IsSeq()) {
       for (const auto& item : prefs->items) p->add_spread(Text(item->Get("spread")));
     }
-    p->set_max_replicas_per_node(Int(pl->Get("max_replicas_per_node"), path + ".placement.max_replicas_per_node", 0));
+    p->set_max_replicas_per_node(
+        Int(pl->Get("max_replicas_per_node"), path + ".placement.max_replicas_per_node", 0));
   }
 }
 
@@ -414,7 +450,8 @@ void Converter::SortAll() {
     SortStrings(s.mutable_placement()->mutable_constraints());
     SortRep(s.mutable_networks(), by_target);
     for (auto& n : *s.mutable_networks()) SortStrings(n.mutable_aliases());
-    SortRep(s.mutable_depends_on(), [](const auto& a, const auto& b) { return a.service() < b.service(); });
+    SortRep(s.mutable_depends_on(),
+            [](const auto& a, const auto& b) { return a.service() < b.service(); });
     SortRep(s.mutable_endpoint()->mutable_ports(), [](const PortConfig& a, const PortConfig& b) {
       return std::make_tuple(a.published(), a.target(), a.protocol()) <
              std::make_tuple(b.published(), b.target(), b.protocol());

@@ -3,8 +3,6 @@
 // The converter behind ConvertStack: scalar helpers that report bad values,
 // and the top-level objects. Services are converted in convert_service.cc.
 
-#include "convert.h"
-
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "convert.h"
 #include "shoal/common/units.h"
 #include "validate.h"
 
@@ -90,7 +89,8 @@ class Converter {
       v = r->int_value;
     }
     if (v < min) {
-      diags_.Error(n->mark, path, "must be >= " + std::to_string(min) + ", got " + std::to_string(v));
+      diags_.Error(n->mark, path,
+                   "must be >= " + std::to_string(min) + ", got " + std::to_string(v));
       return fallback;
     }
     return v;
@@ -253,8 +253,7 @@ class Converter {
       if (!opts_.read_file_contents) return false;
       std::ifstream in(*file, std::ios::binary);
       if (!in) {
-        diags_.Error(f->mark, path + ".file",
-                     "cannot open " + *file + ": " + std::strerror(errno));
+        diags_.Error(f->mark, path + ".file", "cannot open " + *file + ": " + std::strerror(errno));
         return false;
       }
       std::ostringstream ss;
@@ -279,39 +278,34 @@ class Converter {
     return false;
   }
 
-  void Secret(const std::string& key, const Node& n, SecretSpec* s) {
-    std::string path = "secrets." + key;
-    s->set_name(ObjectName("secrets", key));
+  // Fields that secrets and configs share; `what` lists the sources the
+  // object kind accepts, for the message when it has none.
+  template <class Spec>
+  void FileObject(const char* kind, const std::string& key, const Node& n, Spec* s,
+                  const char* what) {
+    std::string path = std::string(kind) + "." + key;
+    s->set_name(ObjectName(kind, key));
     s->set_short_name(key);
     s->set_external(Bool(n.Get("external"), path + ".external"));
     StringMap(n.Get("labels"), s->mutable_labels());
     if (!s->external()) (*s->mutable_labels())[kStackLabel] = opts_.stack_name;
-    s->set_driver(Text(n.Get("driver")));
     s->set_template_driver(Text(n.Get("template_driver")));
     std::string data;
     if (Content(n, path, s->mutable_file(), s->mutable_environment(), &data)) {
       s->set_data_hash(Sha256Hex(data));
       s->set_data(std::move(data));
     } else if (!s->external() && !n.Get("file") && !n.Get("environment") && !n.Get("content")) {
-      diags_.Error(n.mark, path, "needs file, environment or external: true");
+      diags_.Error(n.mark, path, std::string("needs ") + what + " or external: true");
     }
   }
 
+  void Secret(const std::string& key, const Node& n, SecretSpec* s) {
+    FileObject("secrets", key, n, s, "file, environment");
+    s->set_driver(Text(n.Get("driver")));
+  }
+
   void Config(const std::string& key, const Node& n, ConfigSpec* s) {
-    std::string path = "configs." + key;
-    s->set_name(ObjectName("configs", key));
-    s->set_short_name(key);
-    s->set_external(Bool(n.Get("external"), path + ".external"));
-    StringMap(n.Get("labels"), s->mutable_labels());
-    if (!s->external()) (*s->mutable_labels())[kStackLabel] = opts_.stack_name;
-    s->set_template_driver(Text(n.Get("template_driver")));
-    std::string data;
-    if (Content(n, path, s->mutable_file(), s->mutable_environment(), &data)) {
-      s->set_data_hash(Sha256Hex(data));
-      s->set_data(std::move(data));
-    } else if (!s->external() && !n.Get("file") && !n.Get("environment") && !n.Get("content")) {
-      diags_.Error(n.mark, path, "needs file, environment, content or external: true");
-    }
+    FileObject("configs", key, n, s, "file, environment, content");
   }
 
   std::string DataHash(const char* kind, const std::string& source) {

@@ -8,13 +8,20 @@ namespace shoal::stack {
 
 const char* KindName(Kind kind) {
   switch (kind) {
-    case Kind::kNull: return "null";
-    case Kind::kBool: return "a boolean";
-    case Kind::kInt: return "an integer";
-    case Kind::kFloat: return "a number";
-    case Kind::kString: return "a string";
-    case Kind::kMap: return "a mapping";
-    case Kind::kSeq: return "a list";
+    case Kind::kNull:
+      return "null";
+    case Kind::kBool:
+      return "a boolean";
+    case Kind::kInt:
+      return "an integer";
+    case Kind::kFloat:
+      return "a number";
+    case Kind::kString:
+      return "a string";
+    case Kind::kMap:
+      return "a mapping";
+    case Kind::kSeq:
+      return "a list";
   }
   return "a value";
 }
@@ -105,9 +112,12 @@ bool Node::Erase(std::string_view key) {
 
 std::string Node::ScalarText() const {
   switch (kind) {
-    case Kind::kNull: return "";
-    case Kind::kBool: return bool_value ? "true" : "false";
-    default: return text;
+    case Kind::kNull:
+      return "";
+    case Kind::kBool:
+      return bool_value ? "true" : "false";
+    default:
+      return text;
   }
 }
 
@@ -121,11 +131,16 @@ NodePtr Node::Clone() const {
 bool Node::Equals(const Node& o) const {
   if (kind != o.kind) return false;
   switch (kind) {
-    case Kind::kNull: return true;
-    case Kind::kBool: return bool_value == o.bool_value;
-    case Kind::kInt: return int_value == o.int_value;
-    case Kind::kFloat: return float_value == o.float_value;
-    case Kind::kString: return text == o.text;
+    case Kind::kNull:
+      return true;
+    case Kind::kBool:
+      return bool_value == o.bool_value;
+    case Kind::kInt:
+      return int_value == o.int_value;
+    case Kind::kFloat:
+      return float_value == o.float_value;
+    case Kind::kString:
+      return text == o.text;
     case Kind::kSeq:
       if (items.size() != o.items.size()) return false;
       for (size_t i = 0; i < items.size(); ++i)

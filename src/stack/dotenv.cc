@@ -8,7 +8,8 @@ namespace {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -81,13 +82,27 @@ std::vector<DotenvEntry> ParseDotenv(std::string_view text,
         if (q == '"' && c == '\\' && i + 1 < text.size()) {
           char n = text[i + 1];
           switch (n) {
-            case 'n': body.push_back('\n'); break;
-            case 't': body.push_back('\t'); break;
-            case 'r': body.push_back('\r'); break;
-            case '"': body.push_back('"'); break;
-            case '\\': body.push_back('\\'); break;
-            case '$': body.append("$$"); break;
-            default: body.push_back('\\'); body.push_back(n);
+            case 'n':
+              body.push_back('\n');
+              break;
+            case 't':
+              body.push_back('\t');
+              break;
+            case 'r':
+              body.push_back('\r');
+              break;
+            case '"':
+              body.push_back('"');
+              break;
+            case '\\':
+              body.push_back('\\');
+              break;
+            case '$':
+              body.append("$$");
+              break;
+            default:
+              body.push_back('\\');
+              body.push_back(n);
           }
           i += 2;
           continue;
@@ -97,8 +112,9 @@ std::vector<DotenvEntry> ParseDotenv(std::string_view text,
         ++i;
       }
       if (!closed) {
-        diags.Error(mark, e.key, std::string("unterminated ") + (q == '"' ? "double" : "single") +
-                                     " quote in env file");
+        diags.Error(
+            mark, e.key,
+            std::string("unterminated ") + (q == '"' ? "double" : "single") + " quote in env file");
         return out;
       }
       size_t eol = text.find('\n', i);

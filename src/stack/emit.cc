@@ -1,5 +1,7 @@
 #include "shoal/stack/emit.h"
 
+#include "shoal/common/text.h"
+
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
@@ -30,30 +32,6 @@ bool PlainSafe(const std::string& s) {
   return ResolvePlainScalar(s, {})->kind == Kind::kString;
 }
 
-// JSON string escaping, which is also valid inside a YAML double-quoted scalar.
-void Quoted(std::string& out, const std::string& s) {
-  out.push_back('"');
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // "$" is written "$$" so that the output reads back as the same stack.
 std::string Escaped(const std::string& s) {
   std::string out;
@@ -67,21 +45,31 @@ std::string Escaped(const std::string& s) {
 
 void Scalar(std::string& out, const Node& n) {
   switch (n.kind) {
-    case Kind::kNull: out += "null"; break;
-    case Kind::kBool: out += n.bool_value ? "true" : "false"; break;
+    case Kind::kNull:
+      out += "null";
+      break;
+    case Kind::kBool:
+      out += n.bool_value ? "true" : "false";
+      break;
     case Kind::kInt:
-    case Kind::kFloat: out += n.text; break;
+    case Kind::kFloat:
+      out += n.text;
+      break;
     default: {
       std::string text = Escaped(n.text);
-      if (PlainSafe(text)) out += text;
-      else Quoted(out, text);
+      if (PlainSafe(text))
+        out += text;
+      else
+        out += Quote(text);
     }
   }
 }
 
 void Key(std::string& out, const std::string& key) {
-  if (PlainSafe(key)) out += key;
-  else Quoted(out, key);
+  if (PlainSafe(key))
+    out += key;
+  else
+    out += Quote(key);
   out += ":";
 }
 
@@ -137,14 +125,24 @@ void EmitYaml(std::string& out, const Node& n, int indent) {
 template <class Writer>
 void EmitJson(Writer& w, const Node& n) {
   switch (n.kind) {
-    case Kind::kNull: w.Null(); break;
-    case Kind::kBool: w.Bool(n.bool_value); break;
-    case Kind::kInt: w.Int64(n.int_value); break;
-    case Kind::kFloat:
-      if (std::isfinite(n.float_value)) w.Double(n.float_value);
-      else w.String(n.text.c_str());
+    case Kind::kNull:
+      w.Null();
       break;
-    case Kind::kString: w.String(n.text.data(), static_cast<rapidjson::SizeType>(n.text.size())); break;
+    case Kind::kBool:
+      w.Bool(n.bool_value);
+      break;
+    case Kind::kInt:
+      w.Int64(n.int_value);
+      break;
+    case Kind::kFloat:
+      if (std::isfinite(n.float_value))
+        w.Double(n.float_value);
+      else
+        w.String(n.text.c_str());
+      break;
+    case Kind::kString:
+      w.String(n.text.data(), static_cast<rapidjson::SizeType>(n.text.size()));
+      break;
     case Kind::kSeq:
       w.StartArray();
       for (const auto& i : n.items) EmitJson(w, *i);

@@ -127,8 +127,8 @@ class Interpolator {
         }
         std::string msg;
         if (!Run(arg, &msg, error, depth + 1)) return false;
-        *error = "required variable " + name + " is missing a value" +
-                 (msg.empty() ? "" : ": " + msg);
+        *error =
+            "required variable " + name + " is missing a value" + (msg.empty() ? "" : ": " + msg);
         return false;
       }
     }

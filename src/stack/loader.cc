@@ -51,7 +51,10 @@ std::string Absolute(const std::string& p) {
 class FileSet {
  public:
   FileSet(VariableLookup lookup, std::string home, bool interpolate, Diagnostics& diags)
-      : lookup_(std::move(lookup)), home_(std::move(home)), interpolate_(interpolate), diags_(diags) {}
+      : lookup_(std::move(lookup)),
+        home_(std::move(home)),
+        interpolate_(interpolate),
+        diags_(diags) {}
 
   // Returns the normalised tree of `path`, or nullptr after reporting errors.
   // `shown` is the name used in messages (the path as the user wrote it).
@@ -80,8 +83,8 @@ class FileSet {
       return nullptr;
     }
     if (!root->IsMap()) {
-      diags_.Error(root->mark, "", std::string("top-level object must be a mapping, got ") +
-                                       KindName(root->kind));
+      diags_.Error(root->mark, "",
+                   std::string("top-level object must be a mapping, got ") + KindName(root->kind));
       return nullptr;
     }
     if (const Entry* v = root->GetEntry("version"); v && v->value->kind == Kind::kString) {
@@ -100,9 +103,7 @@ class FileSet {
     std::string dir = fs::path(abs).parent_path().string();
     NodePtr included = Includes(*root, dir);
     NormalizeFile(*root, {dir, home_, lookup_}, diags_);
-    FileLoader loader = [this, &dir](const std::string& p, const Mark& m) {
-      return Load(p, p, m);
-    };
+    FileLoader loader = [this, &dir](const std::string& p, const Mark& m) { return Load(p, p, m); };
     ResolveExtends(*root, dir, loader, diags_);
     loading_.erase(abs);
     if (included) {
@@ -136,8 +137,10 @@ class FileSet {
         std::string abs = ResolvePath(dir, home_, p);
         NodePtr doc = Load(abs, abs, item->mark);
         if (!doc) continue;
-        if (!merged) merged = doc;
-        else MergeInto(*merged, *doc);
+        if (!merged)
+          merged = doc;
+        else
+          MergeInto(*merged, *doc);
       }
     }
     root.Erase("include");
@@ -200,8 +203,9 @@ std::string StackNameFor(const LoadOptions& opts, const Node* root, const std::s
   return out.empty() ? "default" : out;
 }
 
-Result<LoadedStack, Diagnostics> ResolveImpl(const LoadOptions& opts, VariableLookup* lookup_out,
-                                             std::map<std::string, std::string, std::less<>>* vars) {
+Result<LoadedStack, Diagnostics> ResolveImpl(
+    const LoadOptions& opts, VariableLookup* lookup_out,
+    std::map<std::string, std::string, std::less<>>* vars) {
   Diagnostics diags;
   if (opts.files.empty()) {
     diags.Error({}, "", "no stack file given (use -c FILE)");
@@ -216,8 +220,8 @@ Result<LoadedStack, Diagnostics> ResolveImpl(const LoadOptions& opts, VariableLo
   };
   *lookup_out = lookup;
   auto home_it = opts.environment.find("HOME");
-  FileSet files(lookup, home_it == opts.environment.end() ? "/" : home_it->second,
-                opts.interpolate, diags);
+  FileSet files(lookup, home_it == opts.environment.end() ? "/" : home_it->second, opts.interpolate,
+                diags);
   NodePtr merged;
   for (const auto& f : opts.files) {
     NodePtr doc = files.Load(f, f, {});
@@ -242,7 +246,10 @@ Result<LoadedStack, Diagnostics> ResolveImpl(const LoadOptions& opts, VariableLo
 
 }  // namespace
 
-Result<LoadedStack, Diagnostics> Resolve(const LoadOptions& options) {
+namespace {
+
+// Resolve and Load share everything but the conversion.
+Result<LoadedStack, Diagnostics> LoadImpl(const LoadOptions& options, bool convert) {
   VariableLookup lookup;
   std::map<std::string, std::string, std::less<>> vars;
   auto r = ResolveImpl(options, &lookup, &vars);
@@ -250,26 +257,24 @@ Result<LoadedStack, Diagnostics> Resolve(const LoadOptions& options) {
   LoadedStack out = std::move(r).value();
   Diagnostics diags = out.warnings;
   ValidateStack(*out.document, diags);
+  if (convert) {
+    ConvertOptions copts{out.name, options.read_file_contents, lookup};
+    ConvertStack(*out.document, copts, &out.spec, diags);
+  }
   diags.Sort();
   if (diags.HasErrors()) return diags;
   out.warnings = diags;
   return out;
 }
 
+}  // namespace
+
+Result<LoadedStack, Diagnostics> Resolve(const LoadOptions& options) {
+  return LoadImpl(options, /*convert=*/false);
+}
+
 Result<LoadedStack, Diagnostics> Load(const LoadOptions& options) {
-  VariableLookup lookup;
-  std::map<std::string, std::string, std::less<>> vars;
-  auto r = ResolveImpl(options, &lookup, &vars);
-  if (!r.ok()) return r;
-  LoadedStack out = std::move(r).value();
-  Diagnostics diags = out.warnings;
-  ValidateStack(*out.document, diags);
-  ConvertOptions copts{out.name, options.read_file_contents, lookup};
-  ConvertStack(*out.document, copts, &out.spec, diags);
-  diags.Sort();
-  if (diags.HasErrors()) return diags;
-  out.warnings = diags;
-  return out;
+  return LoadImpl(options, /*convert=*/true);
 }
 
 std::map<std::string, std::string> ProcessEnvironment() {

@@ -30,7 +30,8 @@ std::string ItemKey(std::string_view list, const Node& item) {
     return v ? v->ScalarText() : std::string();
   };
   if (list == "ports") {
-    return text("host_ip") + "|" + text("published") + "|" + text("target") + "|" + text("protocol") + "|" + text("mode");
+    return text("host_ip") + "|" + text("published") + "|" + text("target") + "|" +
+           text("protocol") + "|" + text("mode");
   }
   if (list == "volumes") return text("target");
   if (list == "secrets" || list == "configs") {

@@ -23,7 +23,6 @@ void MergeInto(Node& base, const Node& over, const std::string& path = "");
 using FileLoader = std::function<NodePtr(const std::string& path, const Mark& from)>;
 
 // Resolves `extends` in every service of a normalised file.
-void ResolveExtends(Node& root, const std::string& dir, const FileLoader& load,
-                    Diagnostics& diags);
+void ResolveExtends(Node& root, const std::string& dir, const FileLoader& load, Diagnostics& diags);
 
 }  // namespace shoal::stack

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "yaml_reader.h"
@@ -68,7 +69,11 @@ class Normalizer {
     if (!root.IsMap()) return;
     if (Node* services = root.Get("services"); services && services->IsMap()) {
       for (auto& e : services->entries) {
-        if (e.value->IsNull()) e.value = Node::MakeMap(e.value->mark);
+        if (e.value->IsNull()) {
+          std::string tag = e.value->tag;
+          e.value = Node::MakeMap(e.value->mark);
+          e.value->tag = tag;
+        }
         if (e.value->IsMap()) Service(*e.value, "services." + e.key);
       }
     }
@@ -102,7 +107,20 @@ class Normalizer {
   }
 
  private:
+  // The merge tags of the service's keys (!reset, !override) survive the
+  // rewriting of their values, so that MergeInto still sees them.
   void Service(Node& svc, const std::string& path) {
+    std::map<std::string, std::string> tags;
+    for (const auto& e : svc.entries)
+      if (!e.value->tag.empty()) tags[e.key] = e.value->tag;
+    ServiceKeys(svc, path);
+    for (auto& e : svc.entries) {
+      auto it = tags.find(e.key);
+      if (it != tags.end() && e.value->tag.empty()) e.value->tag = it->second;
+    }
+  }
+
+  void ServiceKeys(Node& svc, const std::string& path) {
     for (const char* key : {"command", "entrypoint"}) {
       Node* n = svc.Get(key);
       if (!n || n->kind != Kind::kString) continue;
@@ -137,7 +155,8 @@ class Normalizer {
     }
     if (Node* n = svc.Get("networks"); n && n->IsSeq()) {
       auto m = Node::MakeMap(n->mark);
-      for (const auto& item : n->items) m->Set(item->ScalarText(), Node::MakeNull(item->mark), item->mark);
+      for (const auto& item : n->items)
+        m->Set(item->ScalarText(), Node::MakeNull(item->mark), item->mark);
       *n = *m;
     }
     if (Node* n = svc.Get("depends_on")) DependsOn(*n);
@@ -172,7 +191,8 @@ class Normalizer {
       auto seq = Node::MakeSeq(n.mark);
       for (const auto& e : n.entries) {
         if (e.value->IsSeq()) {
-          for (const auto& ip : e.value->items) seq->items.push_back(Str(e.key + ":" + ip->ScalarText(), ip->mark));
+          for (const auto& ip : e.value->items)
+            seq->items.push_back(Str(e.key + ":" + ip->ScalarText(), ip->mark));
         } else {
           seq->items.push_back(Str(e.key + ":" + e.value->ScalarText(), e.value->mark));
         }
@@ -201,7 +221,8 @@ class Normalizer {
         bool required = true;
         if (item->IsMap()) {
           if (Node* p = item->Get("path")) file = p->ScalarText();
-          if (Node* r = item->Get("required"); r && r->kind == Kind::kBool) required = r->bool_value;
+          if (Node* r = item->Get("required"); r && r->kind == Kind::kBool)
+            required = r->bool_value;
         } else {
           file = item->ScalarText();
         }
@@ -389,12 +410,14 @@ class Normalizer {
             } else if (opt == "cached" || opt == "delegated" || opt == "consistent") {
               m->Set("consistency", Str(opt, mk));
             } else {
-              diags_.Error(mk, IndexPath(path, i), "invalid volume option \"" + opt + "\" in \"" + spec + "\"");
+              diags_.Error(mk, IndexPath(path, i),
+                           "invalid volume option \"" + opt + "\" in \"" + spec + "\"");
             }
           }
         }
       } else {
-        diags_.Error(mk, IndexPath(path, i), "invalid volume \"" + spec + "\": expected [source:]target[:mode]");
+        diags_.Error(mk, IndexPath(path, i),
+                     "invalid volume \"" + spec + "\": expected [source:]target[:mode]");
         continue;
       }
       item = m;
@@ -417,7 +440,8 @@ class Normalizer {
     for (auto& e : n.entries) {
       if (e.value->IsNull()) e.value = Node::MakeMap(e.value->mark);
       if (!e.value->IsMap()) continue;
-      if (!e.value->Get("condition")) e.value->Set("condition", Str("service_started", e.value->mark));
+      if (!e.value->Get("condition"))
+        e.value->Set("condition", Str("service_started", e.value->mark));
       if (!e.value->Get("required")) e.value->Set("required", Node::MakeBool(true, e.value->mark));
     }
   }

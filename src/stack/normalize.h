@@ -20,8 +20,8 @@
 namespace shoal::stack {
 
 struct NormalizeContext {
-  std::string dir;   // directory of the file being normalised
-  std::string home;  // for "~/" paths
+  std::string dir;        // directory of the file being normalised
+  std::string home;       // for "~/" paths
   VariableLookup lookup;  // for bare environment keys and env_file expansion
 };
 

@@ -104,11 +104,21 @@ class SchemaSet {
 void ToJson(const Node& n, rapidjson::Value& out, rapidjson::Document::AllocatorType& a,
             const Excluded& ex) {
   switch (n.kind) {
-    case Kind::kNull: out.SetNull(); break;
-    case Kind::kBool: out.SetBool(n.bool_value); break;
-    case Kind::kInt: out.SetInt64(n.int_value); break;
-    case Kind::kFloat: out.SetDouble(n.float_value); break;
-    case Kind::kString: out.SetString(n.text.data(), static_cast<rapidjson::SizeType>(n.text.size()), a); break;
+    case Kind::kNull:
+      out.SetNull();
+      break;
+    case Kind::kBool:
+      out.SetBool(n.bool_value);
+      break;
+    case Kind::kInt:
+      out.SetInt64(n.int_value);
+      break;
+    case Kind::kFloat:
+      out.SetDouble(n.float_value);
+      break;
+    case Kind::kString:
+      out.SetString(n.text.data(), static_cast<rapidjson::SizeType>(n.text.size()), a);
+      break;
     case Kind::kSeq:
       out.SetArray();
       for (const auto& item : n.items) {
@@ -121,7 +131,10 @@ void ToJson(const Node& n, rapidjson::Value& out, rapidjson::Document::Allocator
     case Kind::kMap:
       out.SetObject();
       for (const auto& e : n.entries) {
-        if (ex.count(e.value.get()) || e.key.rfind("x-", 0) == 0) continue;
+        // A "!reset" value only removes what an earlier file set; its own value is ignored.
+        if (ex.count(e.value.get()) || e.key.rfind("x-", 0) == 0 || e.value->tag == "!reset") {
+          continue;
+        }
         rapidjson::Value k(e.key.data(), static_cast<rapidjson::SizeType>(e.key.size()), a);
         rapidjson::Value v;
         ToJson(*e.value, v, a, ex);
@@ -172,11 +185,16 @@ Located Resolve(const Node& root, const rapidjson::Pointer& p, const Excluded& e
 
 std::string Describe(const Node& n) {
   switch (n.kind) {
-    case Kind::kString: return "\"" + n.text + "\"";
-    case Kind::kMap: return "a mapping";
-    case Kind::kSeq: return "a list";
-    case Kind::kNull: return "null";
-    default: return std::string(KindName(n.kind)) + " (" + n.ScalarText() + ")";
+    case Kind::kString:
+      return "\"" + n.text + "\"";
+    case Kind::kMap:
+      return "a mapping";
+    case Kind::kSeq:
+      return "a list";
+    case Kind::kNull:
+      return "null";
+    default:
+      return std::string(KindName(n.kind)) + " (" + n.ScalarText() + ")";
   }
 }
 
@@ -238,7 +256,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1u : 0u)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1u : 0u)});
     }
     std::swap(prev, cur);
   }
@@ -274,8 +293,9 @@ class Checker {
           ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
         }
         if (!ok) {
-          diags_.Error(e.key_mark, JoinPath(kind, e.key),
-                       "invalid name \"" + e.key + "\": use letters, digits, \".\", \"_\" and \"-\"");
+          diags_.Error(
+              e.key_mark, JoinPath(kind, e.key),
+              "invalid name \"" + e.key + "\": use letters, digits, \".\", \"_\" and \"-\"");
           excluded_.insert(e.value.get());
         }
       }
@@ -315,15 +335,31 @@ class Checker {
   // `node` within the file, for sub-validations of a oneOf branch.
   Finding Explain(const CompiledSchema& schema, const rapidjson::SchemaValidator& v,
                   const Node& node, const std::string& base) {
-    Located loc = Resolve(node, v.GetInvalidDocumentPointer(), excluded_);
-    std::string path = base.empty() ? loc.path : (loc.path.empty() ? base : base + (loc.path[0] == '[' ? "" : ".") + loc.path);
-    const Node& bad = *loc.node;
     std::string keyword = v.GetInvalidSchemaKeyword();
     rapidjson::StringBuffer sb;
     v.GetInvalidSchemaPointer().StringifyUriFragment(sb);
     std::string sptr = sb.GetString();
     if (!sptr.empty() && sptr[0] == '#') sptr.erase(0, 1);
     const rapidjson::Value* s = rapidjson::Pointer(sptr.c_str()).Get(schema.json);
+    const rapidjson::Pointer& dp = v.GetInvalidDocumentPointer();
+    Located loc = Resolve(node, dp, excluded_);
+    // For a disallowed key rapidjson's document pointer ends with that key: the
+    // object that holds it, whose keys are checked below, is one level up.
+    if (keyword == "additionalProperties" && s && s->IsObject() && loc.entry &&
+        dp.GetTokenCount() > 0) {
+      const auto& last = dp.GetTokens()[dp.GetTokenCount() - 1];
+      rapidjson::Value name(rapidjson::StringRef(last.name, last.length));
+      auto props = s->FindMember("properties");
+      bool known =
+          props != s->MemberEnd() && props->value.IsObject() && props->value.HasMember(name);
+      if (!known)
+        loc = Resolve(node, rapidjson::Pointer(dp.GetTokens(), dp.GetTokenCount() - 1), excluded_);
+    }
+    std::string path =
+        base.empty()
+            ? loc.path
+            : (loc.path.empty() ? base : base + (loc.path[0] == '[' ? "" : ".") + loc.path);
+    const Node& bad = *loc.node;
     // Pointers into "definitions" mean the same in the full schema; others are
     // relative to the lifted sub-schema.
     std::string full_ptr = (sptr.rfind("/definitions", 0) == 0) ? sptr : schema.origin + sptr;
@@ -393,7 +429,8 @@ class Checker {
     }
     if ((keyword == "minimum" || keyword == "maximum") && s && s->HasMember(keyword.c_str())) {
       const auto& lim = (*s)[keyword.c_str()];
-      std::string l = lim.IsInt64() ? std::to_string(lim.GetInt64()) : std::to_string(lim.GetDouble());
+      std::string l =
+          lim.IsInt64() ? std::to_string(lim.GetInt64()) : std::to_string(lim.GetDouble());
       f.message = std::string("must be ") + (keyword == "minimum" ? ">= " : "<= ") + l + ", got " +
                   bad.ScalarText();
       return f;
@@ -425,7 +462,8 @@ class Checker {
       std::vector<std::string> types = alt ? Types(*alt) : std::vector<std::string>{};
       bool match = types.empty();
       for (const auto& t : types) {
-        if (std::find(all_types.begin(), all_types.end(), t) == all_types.end()) all_types.push_back(t);
+        if (std::find(all_types.begin(), all_types.end(), t) == all_types.end())
+          all_types.push_back(t);
         if (TypeMatches(t, bad.kind)) match = true;
       }
       if (match) candidates.push_back(i);
@@ -488,8 +526,6 @@ class Checker {
 
 }  // namespace
 
-void CheckComposeSchema(const Node& root, Diagnostics& diags) {
-  Checker(root, diags).Run();
-}
+void CheckComposeSchema(const Node& root, Diagnostics& diags) { Checker(root, diags).Run(); }
 
 }  // namespace shoal::stack

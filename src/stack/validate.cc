@@ -46,8 +46,7 @@ void CheckDependsOn(const Node& services, Diagnostics& diags) {
         for (; it != stack.end(); ++it) cycle += *it + " -> ";
         cycle += m;
         const Entry* e = services.Get(n)->Get("depends_on")->GetEntry(m);
-        diags.Error(e->key_mark, "services." + n + ".depends_on",
-                    "dependency cycle: " + cycle);
+        diags.Error(e->key_mark, "services." + n + ".depends_on", "dependency cycle: " + cycle);
       } else if (state[m] == 0) {
         visit(m);
       }
@@ -144,8 +143,9 @@ void ValidateStack(const Node& root, Diagnostics& diags) {
           const Node* src = refs->items[i]->Get("source");
           if (src && !Declared(root, kind, src->ScalarText())) {
             diags.Error(refs->items[i]->mark, IndexPath(base + "." + kind, i),
-                        std::string("refers to undefined ") + (kind[0] == 's' ? "secret" : "config") +
-                            " \"" + src->ScalarText() + "\"");
+                        std::string("refers to undefined ") +
+                            (kind[0] == 's' ? "secret" : "config") + " \"" + src->ScalarText() +
+                            "\"");
           }
         }
       }
@@ -217,31 +217,55 @@ void WarnUnsupported(const Node& root, Diagnostics& diags) {
       {"devices", "device access is not supported"},
       {"privileged", "privileged containers are not supported"},
       {"security_opt", "security options are not supported"},
-      {"cgroup_parent", "not applied"}, {"cgroupns_mode", "not applied"},
-      {"cgroup", "not applied"}, {"domainname", "not applied"},
-      {"ipc", "not applied"}, {"pid", "not applied"}, {"mac_address", "not applied"},
-      {"shm_size", "not applied"}, {"userns_mode", "not applied"},
+      {"cgroup_parent", "not applied"},
+      {"cgroupns_mode", "not applied"},
+      {"cgroup", "not applied"},
+      {"domainname", "not applied"},
+      {"ipc", "not applied"},
+      {"pid", "not applied"},
+      {"mac_address", "not applied"},
+      {"shm_size", "not applied"},
+      {"userns_mode", "not applied"},
       {"expose", "ports on a stack network are reachable without expose"},
       {"profiles", "every service of a stack is deployed"},
       {"develop", "compose watch is not a deploy feature"},
       {"pull_policy", "images are never pulled"},
       {"platform", "use a placement constraint on node.platform.*"},
-      {"volumes_from", "not applied"}, {"isolation", "not applied"},
-      {"runtime", "not applied"}, {"oom_kill_disable", "not applied"},
-      {"oom_score_adj", "not applied"}, {"mem_limit", "use deploy.resources.limits.memory"},
-      {"memswap_limit", "not applied"}, {"mem_reservation", "use deploy.resources.reservations.memory"},
-      {"cpus", "use deploy.resources.limits.cpus"}, {"cpu_shares", "not applied"},
-      {"cpu_quota", "use deploy.resources.limits.cpus"}, {"cpu_period", "not applied"},
-      {"cpuset", "not applied"}, {"cpu_count", "not applied"}, {"cpu_percent", "not applied"},
-      {"cpu_rt_runtime", "not applied"}, {"cpu_rt_period", "not applied"},
-      {"blkio_config", "not applied"}, {"storage_opt", "not applied"},
-      {"pids_limit", "use deploy.resources.limits.pids"}, {"gpus", "not applied"},
-      {"device_cgroup_rules", "not applied"}, {"annotations", "not applied"},
-      {"attach", "not applied"}, {"label_file", "not applied"}, {"models", "not applied"},
-      {"volume_driver", "set the driver on the named volume"}, {"use_api_socket", "not applied"},
-      {"post_start", "not applied"}, {"pre_stop", "not applied"}, {"provider", "not applied"},
-      {"credential_spec", "not applied"}, {"stdin_open", ""},
-      {"mem_swappiness", "not applied"}, {"pull_refresh_after", "images are never pulled"},
+      {"volumes_from", "not applied"},
+      {"isolation", "not applied"},
+      {"runtime", "not applied"},
+      {"oom_kill_disable", "not applied"},
+      {"oom_score_adj", "not applied"},
+      {"mem_limit", "use deploy.resources.limits.memory"},
+      {"memswap_limit", "not applied"},
+      {"mem_reservation", "use deploy.resources.reservations.memory"},
+      {"cpus", "use deploy.resources.limits.cpus"},
+      {"cpu_shares", "not applied"},
+      {"cpu_quota", "use deploy.resources.limits.cpus"},
+      {"cpu_period", "not applied"},
+      {"cpuset", "not applied"},
+      {"cpu_count", "not applied"},
+      {"cpu_percent", "not applied"},
+      {"cpu_rt_runtime", "not applied"},
+      {"cpu_rt_period", "not applied"},
+      {"blkio_config", "not applied"},
+      {"storage_opt", "not applied"},
+      {"pids_limit", "use deploy.resources.limits.pids"},
+      {"gpus", "not applied"},
+      {"device_cgroup_rules", "not applied"},
+      {"annotations", "not applied"},
+      {"attach", "not applied"},
+      {"label_file", "not applied"},
+      {"models", "not applied"},
+      {"volume_driver", "set the driver on the named volume"},
+      {"use_api_socket", "not applied"},
+      {"post_start", "not applied"},
+      {"pre_stop", "not applied"},
+      {"provider", "not applied"},
+      {"credential_spec", "not applied"},
+      {"stdin_open", ""},
+      {"mem_swappiness", "not applied"},
+      {"pull_refresh_after", "images are never pulled"},
       {"uts", "not applied"},
   };
   static const std::set<std::string> kTop = {"include", "models"};
@@ -261,11 +285,11 @@ void WarnUnsupported(const Node& root, Diagnostics& diags) {
       if (k.key == "build" && !s.value->Get("image")) {
         diags.Warning(k.key_mark, "services." + s.key + ".build",
                       "ignored: shoal never builds images; the service runs the image compose "
-                      "would have built (<stack>-" + s.key + "), which must exist on the nodes");
+                      "would have built (<stack>-" +
+                          s.key + "), which must exist on the nodes");
         continue;
       }
-      diags.Warning(k.key_mark, "services." + s.key + "." + k.key,
-                    "ignored: " + it->second);
+      diags.Warning(k.key_mark, "services." + s.key + "." + k.key, "ignored: " + it->second);
     }
     const Node* deploy = s.value->Get("deploy");
     const Node* res = deploy ? deploy->Get("resources") : nullptr;

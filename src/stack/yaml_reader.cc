@@ -5,7 +5,6 @@
 
 #include <sstream>
 #include <unordered_map>
-
 #include <unordered_set>
 
 namespace shoal::stack {
@@ -76,8 +75,7 @@ class EventReader : public YAML::EventHandler {
  public:
   struct Abort {};  // thrown to stop the parser after a fatal error; caught in ReadYaml
 
-  EventReader(std::shared_ptr<const std::string> file, Diagnostics& diags,
-              const ReadLimits& limits)
+  EventReader(std::shared_ptr<const std::string> file, Diagnostics& diags, const ReadLimits& limits)
       : file_(std::move(file)), diags_(diags), limits_(limits) {}
 
   NodePtr root() const { return root_; }
@@ -161,8 +159,8 @@ class EventReader : public YAML::EventHandler {
     if (!f.merge_key && tag == "?" && k->kind != Kind::kString) {
       diags_.Error(k->mark, f.path,
                    k->IsNull() ? "a mapping key is empty"
-                               : "non-string key " + f.key + ": quote it if it is meant as a name (\"" +
-                                     f.key + "\")");
+                               : "non-string key " + f.key +
+                                     ": quote it if it is meant as a name (\"" + f.key + "\")");
     }
   }
 
@@ -187,7 +185,8 @@ class EventReader : public YAML::EventHandler {
       // Explicit keys win over merged ones; among merged maps the first wins (YAML merge spec).
       for (const auto& m : f.merges) {
         for (const auto& e : m->entries) {
-          if (f.seen.insert(e.key).second) f.node->entries.push_back({e.key, e.key_mark, e.value->Clone()});
+          if (f.seen.insert(e.key).second)
+            f.node->entries.push_back({e.key, e.key_mark, e.value->Clone()});
         }
       }
     }
@@ -219,8 +218,11 @@ class EventReader : public YAML::EventHandler {
         f.merges.push_back(v);
       } else if (v->IsSeq()) {
         for (const auto& item : v->items) {
-          if (item->IsMap()) f.merges.push_back(item);
-          else diags_.Error(item->mark, kpath, "a merge key (<<) takes a mapping or a list of mappings");
+          if (item->IsMap())
+            f.merges.push_back(item);
+          else
+            diags_.Error(item->mark, kpath,
+                         "a merge key (<<) takes a mapping or a list of mappings");
         }
       } else {
         diags_.Error(f.key_mark, kpath, "a merge key (<<) takes a mapping or a list of mappings");

@@ -29,8 +29,10 @@ bool g_compact = false;
 std::string CompactService(int i, bool changed) {
   std::string s;
   s += "  svc" + std::to_string(i) + ":\n";
-  s += "    image: registry.local/app" + std::to_string(i % 50) + ":" + (changed ? "2.0" : "1.0") + "\n";
-  s += "    environment:\n      MODE: production\n      PORT: \"8080\"\n      NAME: svc" + std::to_string(i) + "\n";
+  s += "    image: registry.local/app" + std::to_string(i % 50) + ":" + (changed ? "2.0" : "1.0") +
+       "\n";
+  s += "    environment:\n      MODE: production\n      PORT: \"8080\"\n      NAME: svc" +
+       std::to_string(i) + "\n";
   s += "    ports: [\"" + std::to_string(10000 + i) + ":8080\"]\n";
   s += "    deploy: {replicas: " + std::to_string(1 + i % 5) + "}\n";
   return s;
@@ -41,20 +43,27 @@ std::string Service(int i, bool changed) {
   if (g_compact) return CompactService(i, changed);
   std::string s;
   s += "  svc" + std::to_string(i) + ":\n";
-  s += "    image: registry.local/app" + std::to_string(i % 50) + ":" + (changed ? "2.0" : "1.0") + "\n";
-  s += "    command: [\"/bin/app\", \"--port\", \"8080\", \"--name\", \"svc" + std::to_string(i) + "\"]\n";
+  s += "    image: registry.local/app" + std::to_string(i % 50) + ":" + (changed ? "2.0" : "1.0") +
+       "\n";
+  s += "    command: [\"/bin/app\", \"--port\", \"8080\", \"--name\", \"svc" + std::to_string(i) +
+       "\"]\n";
   s += "    environment:\n";
   for (int e = 0; e < 10; ++e) {
-    s += "      VAR_" + std::to_string(e) + ": \"${VALUE_" + std::to_string(e % 3) + ":-v" + std::to_string(e) + "}\"\n";
+    s += "      VAR_" + std::to_string(e) + ": \"${VALUE_" + std::to_string(e % 3) + ":-v" +
+         std::to_string(e) + "}\"\n";
   }
   s += "    labels:\n      team: core\n      tier: \"" + std::to_string(i % 3) + "\"\n";
   s += "    ports:\n      - \"" + std::to_string(10000 + i) + ":8080\"\n";
-  s += "      - target: 9090\n        published: " + std::to_string(20000 + i) + "\n        mode: host\n";
-  s += "    volumes:\n      - data" + std::to_string(i % 20) + ":/data\n      - type: tmpfs\n        target: /tmp\n";
+  s += "      - target: 9090\n        published: " + std::to_string(20000 + i) +
+       "\n        mode: host\n";
+  s += "    volumes:\n      - data" + std::to_string(i % 20) +
+       ":/data\n      - type: tmpfs\n        target: /tmp\n";
   s += "    networks: [front, back]\n";
-  s += "    healthcheck:\n      test: [\"CMD\", \"/bin/app\", \"health\"]\n      interval: 10s\n      retries: 3\n";
+  s += "    healthcheck:\n      test: [\"CMD\", \"/bin/app\", \"health\"]\n      interval: 10s\n   "
+       "   retries: 3\n";
   s += "    deploy:\n      replicas: " + std::to_string(1 + i % 5) + "\n";
-  s += "      placement:\n        constraints: [\"node.labels.zone == z" + std::to_string(i % 4) + "\", \"node.role == worker\"]\n";
+  s += "      placement:\n        constraints: [\"node.labels.zone == z" + std::to_string(i % 4) +
+       "\", \"node.role == worker\"]\n";
   s += "      resources:\n        limits: {cpus: \"0.5\", memory: 256M}\n";
   s += "      update_config: {parallelism: 2, delay: 10s, order: start-first}\n";
   return s;
@@ -99,7 +108,8 @@ int main(int argc, char** argv) {
     if (a == "--runs") runs = std::stoi(argv[i + 1]);
     if (a == "--write") write_dir = argv[i + 1];
   }
-  fs::path dir = write_dir.empty() ? fs::temp_directory_path() / "shoal-stack-bench" : fs::path(write_dir);
+  fs::path dir =
+      write_dir.empty() ? fs::temp_directory_path() / "shoal-stack-bench" : fs::path(write_dir);
   fs::create_directories(dir);
   fs::path a = dir / "stack-a.yml", b = dir / "stack-b.yml";
   std::ofstream(a) << Stack(n, 0);
@@ -138,9 +148,11 @@ int main(int argc, char** argv) {
     diff_ms.push_back(Ms(t1 - t0));
   }
   auto l = Summarize(load_ms), d = Summarize(diff_ms);
-  std::printf("stack of %d %s services, %zu bytes, %d runs\n", n, g_compact ? "compact" : "realistic", static_cast<size_t>(fs::file_size(a)), runs);
+  std::printf("stack of %d %s services, %zu bytes, %d runs\n", n,
+              g_compact ? "compact" : "realistic", static_cast<size_t>(fs::file_size(a)), runs);
   std::printf("load+validate+convert: best %.1f ms, median %.1f ms\n", l.best, l.median);
-  std::printf("plan diff (%zu services changed): best %.2f ms, median %.2f ms\n", changed, d.best, d.median);
+  std::printf("plan diff (%zu services changed): best %.2f ms, median %.2f ms\n", changed, d.best,
+              d.median);
   if (write_dir.empty()) fs::remove_all(dir);
   return 0;
 }

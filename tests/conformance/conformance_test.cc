@@ -127,7 +127,8 @@ TEST_CASE("overlay files load together with their base file") {
 TEST_CASE("every invalid corpus file is refused with an error that names a line") {
   // Valid under the Compose Specification, refused only by docker's v3.5 schema.
   const std::set<std::string> kAcceptedBySpec = {
-      "docker__cli__cli__compose__loader__loader_test.go__TestLoadTmpfsVolumeAdditionalPropertyNotAllowed.yml",
+      "docker__cli__cli__compose__loader__loader_test.go__"
+      "TestLoadTmpfsVolumeAdditionalPropertyNotAllowed.yml",
   };
   for (const auto& path : Files(kCorpus / "invalid")) {
     std::string name = path.filename().string();
@@ -150,8 +151,8 @@ namespace {
 // Loads `text` (an expected `docker stack config` output) as a stack file in a
 // temporary directory, with <stackdir> pointing at the corpus files.
 shoal::Result<shoal::stack::LoadedStack, Diagnostics> LoadExpected(const std::string& text,
-                                                                     const std::string& name,
-                                                                     bool interpolate) {
+                                                                   const std::string& name,
+                                                                   bool interpolate) {
   std::string t = text;
   const std::string marker = "<stackdir>";
   for (size_t p; (p = t.find(marker)) != std::string::npos;)
@@ -187,8 +188,10 @@ struct Deliberate {
 const std::map<std::string, Deliberate> kDeliberate = {
     // ${VAR:-default} whose default holds "$name": the compose specification
     // interpolates inside defaults (nested defaults); docker keeps them literal.
-    {"BretFisher__dogvscat__stack-elk.yml", {"basicauth.users", "nested interpolation in defaults"}},
-    {"BretFisher__dogvscat__stack-swarmprom.yml", {"basicauth.users", "nested interpolation in defaults"}},
+    {"BretFisher__dogvscat__stack-elk.yml",
+     {"basicauth.users", "nested interpolation in defaults"}},
+    {"BretFisher__dogvscat__stack-swarmprom.yml",
+     {"basicauth.users", "nested interpolation in defaults"}},
     // The compose specification's host_ip ("127.0.0.1:8080:80") is kept; docker's v3
     // format has no such field and drops the address silently.
     {"jitsi__docker-jitsi-meet__docker-compose.yml", {"host_ip: \"127.0.0.1\"", "host_ip kept"}},
@@ -196,7 +199,8 @@ const std::map<std::string, Deliberate> kDeliberate = {
     {"jpetazzo__container.training__stacks__elk.yml", {"command[1]", "POSIX shell quoting"}},
     // "../prom/prometheus.yml" leaves the stack directory, so docker's output names a
     // path on the machine where it ran.
-    {"jpetazzo__container.training__stacks__prometheus+config.yml", {"configs[0].file", "path outside <stackdir>"}},
+    {"jpetazzo__container.training__stacks__prometheus+config.yml",
+     {"configs[0].file", "path outside <stackdir>"}},
 };
 
 TEST_CASE("shoal config matches docker stack config on the corpus") {
@@ -255,10 +259,14 @@ TEST_CASE("files that need variables load once the variables are given") {
   for (const auto& name : files) {
     INFO(name);
     auto o = Options({(kCorpus / "files" / name).string()});
-    o.environment.insert({{"DOMAIN", "example.com"}, {"USERNAME", "admin"},
-                          {"HASHED_PASSWORD", "$apr1$x"}, {"EMAIL", "ops@example.com"},
-                          {"ADMIN_USER", "admin"}, {"HOSTNAME", "node1"},
-                          {"DOCKER_SOCKET_TYPE", "bind"}, {"MY_SECRET", "s3cret"}});
+    o.environment.insert({{"DOMAIN", "example.com"},
+                          {"USERNAME", "admin"},
+                          {"HASHED_PASSWORD", "$apr1$x"},
+                          {"EMAIL", "ops@example.com"},
+                          {"ADMIN_USER", "admin"},
+                          {"HOSTNAME", "node1"},
+                          {"DOCKER_SOCKET_TYPE", "bind"},
+                          {"MY_SECRET", "s3cret"}});
     // Secrets from `environment:` are read and hashed even without file contents.
     auto r = shoal::stack::Load(o);
     if (!r.ok()) FAIL_CHECK(r.error().ToString());

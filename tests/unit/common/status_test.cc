@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "shoal/common/status.h"
+
+#include <catch2/catch.hpp>
 
 using shoal::Code;
 using shoal::Result;
