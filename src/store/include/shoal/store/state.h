@@ -1,0 +1,134 @@
+#pragma once
+
+// The applied cluster state: typed tables of the objects of objects.proto with
+// in-memory indexes, changed only by applying committed Commands in Raft order.
+// Every manager applies the same commands to the same state, so every decision
+// here (a stale version, a duplicate name) must depend on the state and the
+// command alone: no clock, no randomness, no iteration over unordered maps.
+//
+// Threads: not thread-safe. The store's event loop owns a State; readers on
+// other threads get copies through the loop.
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "shoal/common/status.h"
+#include "shoal/v1/commands.pb.h"
+#include "shoal/v1/objects.pb.h"
+
+namespace shoal::store {
+
+// The kinds of object, in the order of Mutation's oneof.
+enum class Kind {
+  kNode,
+  kStack,
+  kStackRevision,
+  kService,
+  kTask,
+  kNetwork,
+  kVolume,
+  kSecret,
+  kConfig,
+  kCluster,
+};
+const char* KindName(Kind kind);  // "node", "stack", ...
+inline constexpr int kKindCount = 10;
+
+// The kind of the object a mutation carries; InvalidArgument when it has none.
+Result<Kind> KindOf(const v1::Mutation& m);
+// The Meta of the object a mutation carries (null when none).
+const v1::Meta* MetaOf(const v1::Mutation& m);
+
+// A change that was applied: the mutation with the object as it now is (for a
+// delete, as it was), stamped with the version (Raft index) that made it.
+struct Event {
+  uint64_t version = 0;
+  v1::Mutation mutation;
+};
+
+class State {
+ public:
+  // Applies a committed command at Raft index `index`. All of a transaction's
+  // mutations are checked first (versions, names); if any fails nothing
+  // changes and FailedPrecondition (stale version) or AlreadyExists (name
+  // taken) is returned, the same on every manager. On success, each object is
+  // stamped with meta.version = index and the command's time, and one Event per
+  // mutation is appended to *events (may be null).
+  Status Apply(uint64_t index, const v1::Command& command, std::vector<Event>* events);
+
+  // The object with `id`, or null. Pointers stay valid until the next Apply.
+  const v1::Mutation* Get(Kind kind, const std::string& id) const;
+  // Typed access: Get<v1::Service>(id).
+  template <class T>
+  const T* Get(const std::string& id) const;
+
+  // Objects whose index `index` has key `key`, in id order. Indexes:
+  //   "name"          services, networks, volumes, secrets, configs (full name),
+  //                   stacks (name), nodes (hostname)
+  //   "stack"         services, networks, volumes, secrets, configs, stack revisions
+  //   "service"       tasks (service id)
+  //   "node"          tasks (node id)
+  //   "desired_state" tasks (TaskState number as decimal text)
+  std::vector<const v1::Mutation*> Find(Kind kind, const std::string& index,
+                                        const std::string& key) const;
+  // Every object of a kind, in id order.
+  std::vector<const v1::Mutation*> List(Kind kind) const;
+  size_t Count(Kind kind) const { return tables_[static_cast<int>(kind)].objects.size(); }
+
+  uint64_t applied_index() const { return applied_index_; }
+
+  // The whole state, and back: for Raft snapshots and LevelDB.
+  v1::StoreSnapshot ToSnapshot() const;
+  // Replaces the state. InvalidArgument for an object without kind or id.
+  Status Restore(const v1::StoreSnapshot& snapshot);
+
+ private:
+  struct Table {
+    std::map<std::string, v1::Mutation> objects;  // id -> object (as an OP_PUT)
+    // index name -> key -> ids
+    std::map<std::string, std::map<std::string, std::set<std::string>>> indexes;
+  };
+
+  Status Check(const v1::Mutation& m, const std::map<std::string, std::string>& names_in_txn) const;
+  void Index(Kind kind, const v1::Mutation& m, bool add);
+
+  Table tables_[kKindCount];
+  uint64_t applied_index_ = 0;
+};
+
+}  // namespace shoal::store
+
+namespace shoal::store {
+
+// Maps each object type to its Kind and its place in a Mutation.
+template <class T>
+struct KindTraits;
+#define SHOAL_STORE_KIND(Type, KindValue, field)                               \
+  template <>                                                                  \
+  struct KindTraits<v1::Type> {                                                \
+    static constexpr Kind kKind = Kind::KindValue;                             \
+    static const v1::Type& From(const v1::Mutation& m) { return m.field(); }   \
+    static v1::Type* Mutable(v1::Mutation* m) { return m->mutable_##field(); } \
+  };
+SHOAL_STORE_KIND(Node, kNode, node)
+SHOAL_STORE_KIND(Stack, kStack, stack)
+SHOAL_STORE_KIND(StackRevision, kStackRevision, stack_revision)
+SHOAL_STORE_KIND(Service, kService, service)
+SHOAL_STORE_KIND(Task, kTask, task)
+SHOAL_STORE_KIND(Network, kNetwork, network)
+SHOAL_STORE_KIND(Volume, kVolume, volume)
+SHOAL_STORE_KIND(Secret, kSecret, secret)
+SHOAL_STORE_KIND(Config, kConfig, config)
+SHOAL_STORE_KIND(Cluster, kCluster, cluster)
+#undef SHOAL_STORE_KIND
+
+template <class T>
+const T* State::Get(const std::string& id) const {
+  const v1::Mutation* m = Get(KindTraits<T>::kKind, id);
+  return m ? &KindTraits<T>::From(*m) : nullptr;
+}
+
+}  // namespace shoal::store

@@ -1,0 +1,41 @@
+#pragma once
+
+// The change stream of the store: the last N events, so that a watcher that
+// fell behind (a slow CLI, a restarted orchestrator) resumes from the version
+// it saw last, and learns plainly when it is too far behind to resume.
+// Threads: not thread-safe; owned by the store's event loop.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "shoal/common/status.h"
+#include "shoal/store/state.h"
+
+namespace shoal::store {
+
+class WatchLog {
+ public:
+  // Keeps at most `capacity` events (> 0).
+  explicit WatchLog(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+
+  // Appends events in version order (as State::Apply produced them).
+  void Append(const std::vector<Event>& events);
+
+  // Events with version > `from`, oldest first, at most `max`. FailedPrecondition
+  // when some of them were already dropped: the watcher must reload the state
+  // (a snapshot) and watch from its applied index.
+  Result<std::vector<Event>> Since(uint64_t from, size_t max = SIZE_MAX) const;
+
+  // The newest version seen (0 before any event).
+  uint64_t last_version() const { return last_version_; }
+
+ private:
+  size_t capacity_;
+  std::deque<Event> events_;
+  uint64_t dropped_through_ = 0;  // every event with version <= this is gone
+  uint64_t last_version_ = 0;
+};
+
+}  // namespace shoal::store

@@ -1,0 +1,116 @@
+#include "shoal/store/persistent_state.h"
+
+#include <leveldb/write_batch.h>
+
+#include <cstdio>
+
+namespace shoal::store {
+
+namespace {
+
+constexpr const char* kAppliedKey = "m/applied";
+
+// "o/<kind number>/<id>": objects of one kind sit together, in id order.
+std::string ObjectKey(Kind kind, const std::string& id) {
+  char prefix[8];
+  std::snprintf(prefix, sizeof prefix, "o/%02d/", static_cast<int>(kind));
+  return prefix + id;
+}
+
+Status FromLevelDb(const leveldb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsCorruption()) return {Code::kCorruption, what + ": " + s.ToString()};
+  return IoError(what + ": " + s.ToString());
+}
+
+}  // namespace
+
+PersistentState::PersistentState(std::string dir, std::unique_ptr<leveldb::DB> db)
+    : dir_(std::move(dir)), db_(std::move(db)) {}
+
+PersistentState::~PersistentState() = default;
+
+Result<std::unique_ptr<PersistentState>> PersistentState::Open(const std::string& dir) {
+  leveldb::Options options;
+  options.create_if_missing = true;
+  options.paranoid_checks = true;
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return FromLevelDb(s, "opening the state database " + dir);
+  return std::unique_ptr<PersistentState>(
+      new PersistentState(dir, std::unique_ptr<leveldb::DB>(raw)));
+}
+
+Status PersistentState::Load(State* out) const {
+  v1::StoreSnapshot snap;
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek("o/"); it->Valid() && it->key().starts_with("o/"); it->Next()) {
+    if (!snap.add_objects()->ParseFromArray(it->value().data(),
+                                            static_cast<int>(it->value().size()))) {
+      return {Code::kCorruption,
+              dir_ + ": key " + it->key().ToString() + " does not hold a valid object"};
+    }
+  }
+  if (Status s = FromLevelDb(it->status(), "reading " + dir_); !s.ok()) return s;
+  std::string applied;
+  leveldb::Status gs = db_->Get(ro, kAppliedKey, &applied);
+  if (gs.IsNotFound()) {
+    if (snap.objects_size() > 0) {
+      return {Code::kCorruption, dir_ + ": objects without an applied index"};
+    }
+  } else if (!gs.ok()) {
+    return FromLevelDb(gs, "reading " + dir_);
+  } else {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(applied.c_str(), &end, 10);
+    if (applied.empty() || *end != '\0') {
+      return {Code::kCorruption, dir_ + ": key " + kAppliedKey + " holds \"" + applied + "\""};
+    }
+    snap.set_applied_index(v);
+  }
+  return out->Restore(snap);
+}
+
+Status PersistentState::Commit(uint64_t applied_index, const std::vector<Event>& events,
+                               bool sync) {
+  leveldb::WriteBatch batch;
+  std::string value;
+  for (const auto& e : events) {
+    auto kind = KindOf(e.mutation);
+    if (!kind.ok()) return kind.error();
+    std::string key = ObjectKey(*kind, MetaOf(e.mutation)->id());
+    if (e.mutation.op() == v1::Mutation::OP_DELETE) {
+      batch.Delete(key);
+    } else {
+      e.mutation.SerializeToString(&value);
+      batch.Put(key, value);
+    }
+  }
+  batch.Put(kAppliedKey, std::to_string(applied_index));
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  return FromLevelDb(db_->Write(wo, &batch), "writing " + dir_);
+}
+
+Status PersistentState::Reset(const v1::StoreSnapshot& snapshot) {
+  leveldb::WriteBatch batch;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek("o/"); it->Valid() && it->key().starts_with("o/"); it->Next()) {
+    batch.Delete(it->key());
+  }
+  std::string value;
+  for (const auto& m : snapshot.objects()) {
+    auto kind = KindOf(m);
+    if (!kind.ok()) return kind.error();
+    m.SerializeToString(&value);
+    batch.Put(ObjectKey(*kind, MetaOf(m)->id()), value);
+  }
+  batch.Put(kAppliedKey, std::to_string(snapshot.applied_index()));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return FromLevelDb(db_->Write(wo, &batch), "writing " + dir_);
+}
+
+}  // namespace shoal::store

@@ -1,0 +1,34 @@
+#include "shoal/store/watch.h"
+
+#include <algorithm>
+
+namespace shoal::store {
+
+void WatchLog::Append(const std::vector<Event>& events) {
+  for (const auto& e : events) {
+    events_.push_back(e);
+    last_version_ = std::max(last_version_, e.version);
+  }
+  while (events_.size() > capacity_) {
+    dropped_through_ = events_.front().version;
+    events_.pop_front();
+  }
+}
+
+Result<std::vector<Event>> WatchLog::Since(uint64_t from, size_t max) const {
+  // Several events share a version (one transaction); dropping part of one
+  // version's events counts as dropping it.
+  if (from < dropped_through_) {
+    return Status(Code::kFailedPrecondition,
+                  "watch from version " + std::to_string(from) + " is too old: events up to " +
+                      std::to_string(dropped_through_) +
+                      " were compacted; reload the state and watch from its version");
+  }
+  std::vector<Event> out;
+  auto it = std::upper_bound(events_.begin(), events_.end(), from,
+                             [](uint64_t v, const Event& e) { return v < e.version; });
+  for (; it != events_.end() && out.size() < max; ++it) out.push_back(*it);
+  return out;
+}
+
+}  // namespace shoal::store
