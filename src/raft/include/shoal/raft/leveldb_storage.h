@@ -1,0 +1,51 @@
+#pragma once
+
+// Raft's durable state in a LevelDB database (design.md section 4):
+//   raft/hs             HardState
+//   raft/snap           Snapshot (metadata and state machine data)
+//   raft/e/<index>      Entry, the index as 8 big-endian bytes so keys sort by index
+// Every Save is one WriteBatch, so a crash leaves either the old or the new
+// state; log appends, terms and votes are written with sync=true before the
+// driver sends the messages that depend on them.
+//
+// Threads: not thread-safe; used from the member's event loop only.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "shoal/raft/storage.h"
+
+namespace leveldb {
+class DB;
+}
+
+namespace shoal::raft {
+
+class LevelDbStorage : public Storage {
+ public:
+  // Opens (creating it and its parents if missing) the database in directory `path`.
+  // kCorruption naming the path when LevelDB finds damaged files (checksums
+  // are verified); kIo when the directory cannot be used (e.g. locked by
+  // another process).
+  static Result<std::unique_ptr<LevelDbStorage>> Open(const std::string& path);
+  ~LevelDbStorage() override;
+
+  Result<PersistentState> Load() override;
+  Status Save(const StorageWrite& write) override;
+  Status SaveSnapshot(const Snapshot& snapshot, uint64_t compact_index) override;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  LevelDbStorage(std::string path, std::unique_ptr<leveldb::DB> db);
+  Status ScanBounds();
+
+  std::string path_;
+  std::unique_ptr<leveldb::DB> db_;
+  // The stored entries are [first_, last_]; both 0 when there are none.
+  uint64_t first_ = 0;
+  uint64_t last_ = 0;
+};
+
+}  // namespace shoal::raft
