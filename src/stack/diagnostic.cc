@@ -1,8 +1,19 @@
 #include "shoal/stack/diagnostic.h"
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 namespace shoal::stack {
+
+const std::string* InternFileName(std::string_view name) {
+  static std::mutex mu;
+  static std::set<std::string, std::less<>>* names = new std::set<std::string, std::less<>>();
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = names->find(name);
+  if (it == names->end()) it = names->emplace(name).first;
+  return &*it;
+}
 
 std::string Mark::ToString() const {
   if (!file) return "";

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace shoal::stack {
@@ -237,6 +238,14 @@ bool ParseFloat(std::string_view s, double* out) {
 NodePtr ResolvePlainScalar(std::string text, Mark mark) {
   auto n = std::make_shared<Node>();
   n->mark = std::move(mark);
+  // Most scalars are names, paths and images: a first character that starts
+  // no null, boolean or number settles it without the comparisons below.
+  unsigned char first = text.empty() ? '~' : static_cast<unsigned char>(text[0]);
+  if (!isdigit(first) && !strchr("-+.~nNtTfF", first)) {
+    n->kind = Kind::kString;
+    n->text = std::move(text);
+    return n;
+  }
   if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
     n->kind = Kind::kNull;
   } else if (text == "true" || text == "True" || text == "TRUE") {

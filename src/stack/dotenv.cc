@@ -23,8 +23,7 @@ bool ValidKey(std::string_view k) {
 
 }  // namespace
 
-std::vector<DotenvEntry> ParseDotenv(std::string_view text,
-                                     const std::shared_ptr<const std::string>& file,
+std::vector<DotenvEntry> ParseDotenv(std::string_view text, const std::string* file,
                                      const VariableLookup& lookup, Diagnostics& diags) {
   std::vector<DotenvEntry> out;
   std::map<std::string, std::string, std::less<>> defined;

@@ -22,8 +22,7 @@ struct DotenvEntry {
 
 // Parses text. Values may refer to earlier entries and to `lookup` through
 // ${...}. Malformed lines are reported in diags against `file`, and skipped.
-std::vector<DotenvEntry> ParseDotenv(std::string_view text,
-                                     const std::shared_ptr<const std::string>& file,
+std::vector<DotenvEntry> ParseDotenv(std::string_view text, const std::string* file,
                                      const VariableLookup& lookup, Diagnostics& diags);
 
 }  // namespace shoal::stack

@@ -1,13 +1,13 @@
 #include "shoal/stack/emit.h"
 
-#include "shoal/common/text.h"
-
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
 #include <cmath>
 #include <cstdio>
 #include <string_view>
+
+#include "shoal/common/text.h"
 
 namespace shoal::stack {
 

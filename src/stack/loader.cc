@@ -64,7 +64,7 @@ class FileSet {
       diags_.Error(from, "", shown + " includes or extends itself");
       return nullptr;
     }
-    auto file = std::make_shared<const std::string>(shown);
+    auto file = InternFileName(shown);
     Mark file_mark{file, 0, 0};
     std::string bytes, text, error;
     if (!ReadAll(path, &bytes, &error)) {
@@ -174,7 +174,7 @@ std::map<std::string, std::string, std::less<>> Variables(const LoadOptions& opt
       diags.Error({}, "", path + ": " + error);
       return;
     }
-    auto name = std::make_shared<const std::string>(path);
+    auto name = InternFileName(path);
     for (auto& e : ParseDotenv(text, name, env_only, diags)) {
       if (e.value) vars[e.key] = *e.value;
     }

@@ -237,7 +237,7 @@ class Normalizer {
           diags_.Error(item->mark, ipath, abs + ": " + error);
           continue;
         }
-        auto file_name = std::make_shared<const std::string>(abs);
+        auto file_name = InternFileName(abs);
         for (auto& de : ParseDotenv(text, file_name, ctx_.lookup, diags_)) {
           Mark m{file_name, de.line, 1};
           env->Set(de.key, de.value ? Str(*de.value, m) : Node::MakeNull(m), m);

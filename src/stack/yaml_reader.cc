@@ -58,7 +58,7 @@ bool Utf16ToUtf8(std::string_view b, bool little, std::string* out, std::string*
   return true;
 }
 
-Mark ToMark(const YAML::Mark& m, const std::shared_ptr<const std::string>& file) {
+Mark ToMark(const YAML::Mark& m, const std::string* file) {
   Mark mark;
   mark.file = file;
   if (m.line >= 0) {
@@ -75,8 +75,8 @@ class EventReader : public YAML::EventHandler {
  public:
   struct Abort {};  // thrown to stop the parser after a fatal error; caught in ReadYaml
 
-  EventReader(std::shared_ptr<const std::string> file, Diagnostics& diags, const ReadLimits& limits)
-      : file_(std::move(file)), diags_(diags), limits_(limits) {}
+  EventReader(const std::string* file, Diagnostics& diags, const ReadLimits& limits)
+      : file_(file), diags_(diags), limits_(limits) {}
 
   NodePtr root() const { return root_; }
 
@@ -135,13 +135,26 @@ class EventReader : public YAML::EventHandler {
  private:
   struct Frame {
     NodePtr node;
-    std::string path;
     bool has_key = false;  // maps: a key was read, its value comes next
     std::string key;
     Mark key_mark;
     bool merge_key = false;
     std::vector<NodePtr> merges;  // "<<" sources in order of precedence
+    // Keys seen, for duplicates: a scan of the entries while the map is small
+    // (most are), a set once it is large.
     std::unordered_set<std::string> seen;
+    bool Seen(const std::string& k) const {
+      if (!seen.empty()) return seen.count(k) > 0;
+      for (const auto& e : node->entries)
+        if (e.key == k) return true;
+      return false;
+    }
+    void Insert(const std::string& k) {
+      if (seen.empty() && node->entries.size() < 32) return;  // found by the scan
+      if (seen.empty())
+        for (const auto& e : node->entries) seen.insert(e.key);
+      seen.insert(k);
+    }
   };
 
   bool KeyPending() const {
@@ -157,7 +170,7 @@ class EventReader : public YAML::EventHandler {
     f.key = k->ScalarText();
     f.merge_key = tag == "?" && f.key == "<<";
     if (!f.merge_key && tag == "?" && k->kind != Kind::kString) {
-      diags_.Error(k->mark, f.path,
+      diags_.Error(k->mark, PathTo(stack_.size() - 1),
                    k->IsNull() ? "a mapping key is empty"
                                : "non-string key " + f.key +
                                      ": quote it if it is meant as a name (\"" + f.key + "\")");
@@ -173,7 +186,6 @@ class EventReader : public YAML::EventHandler {
     }
     Register(anchor, n);
     Frame f;
-    f.path = ChildPath();
     f.node = std::move(n);
     stack_.push_back(std::move(f));
   }
@@ -193,12 +205,18 @@ class EventReader : public YAML::EventHandler {
     Add(f.node);
   }
 
-  // The key path of the value about to be added, for messages.
-  std::string ChildPath() const {
-    if (stack_.empty()) return "";
-    const Frame& f = stack_.back();
-    if (f.node->IsSeq()) return IndexPath(f.path, f.node->items.size());
-    return JoinPath(f.path, f.key);
+  // The key path of the value about to be added, for messages. Built from the
+  // stack only when a message needs it: most documents have none.
+  std::string ChildPath() const { return PathTo(stack_.size()); }
+
+  // The path of the value that the frame at `depth` is adding.
+  std::string PathTo(size_t depth) const {
+    std::string path;
+    for (size_t i = 0; i < depth; ++i) {
+      const Frame& f = stack_[i];
+      path = f.node->IsSeq() ? IndexPath(path, f.node->items.size()) : JoinPath(path, f.key);
+    }
+    return path;
   }
 
   void Add(const NodePtr& v) {
@@ -212,7 +230,7 @@ class EventReader : public YAML::EventHandler {
       return;
     }
     f.has_key = false;
-    std::string kpath = JoinPath(f.path, f.key);
+    auto kpath = [&] { return ChildPath(); };
     if (f.merge_key) {
       if (v->IsMap()) {
         f.merges.push_back(v);
@@ -221,22 +239,23 @@ class EventReader : public YAML::EventHandler {
           if (item->IsMap())
             f.merges.push_back(item);
           else
-            diags_.Error(item->mark, kpath,
+            diags_.Error(item->mark, kpath(),
                          "a merge key (<<) takes a mapping or a list of mappings");
         }
       } else {
-        diags_.Error(f.key_mark, kpath, "a merge key (<<) takes a mapping or a list of mappings");
+        diags_.Error(f.key_mark, kpath(), "a merge key (<<) takes a mapping or a list of mappings");
       }
       return;
     }
-    if (!f.seen.insert(f.key).second) {
+    if (f.Seen(f.key)) {
       const Entry* first = f.node->GetEntry(f.key);
-      diags_.Error(f.key_mark, kpath,
+      diags_.Error(f.key_mark, kpath(),
                    "duplicate key \"" + f.key + "\" (first defined at line " +
                        std::to_string(first ? first->key_mark.line : 0) + ")");
       return;
     }
-    f.node->entries.push_back({f.key, f.key_mark, v});
+    f.Insert(f.key);
+    f.node->entries.push_back({std::move(f.key), std::move(f.key_mark), v});
   }
 
   void Register(YAML::anchor_t anchor, const NodePtr& n) {
@@ -265,7 +284,7 @@ class EventReader : public YAML::EventHandler {
     throw Abort{};
   }
 
-  std::shared_ptr<const std::string> file_;
+  const std::string* file_;
   Diagnostics& diags_;
   const ReadLimits& limits_;
   std::vector<Frame> stack_;
@@ -302,8 +321,8 @@ bool DecodeText(std::string_view b, std::string* out, std::string* error) {
   return true;
 }
 
-NodePtr ReadYaml(std::string_view text, const std::shared_ptr<const std::string>& file,
-                 Diagnostics& diags, const ReadLimits& limits) {
+NodePtr ReadYaml(std::string_view text, const std::string* file, Diagnostics& diags,
+                 const ReadLimits& limits) {
   Mark file_mark;
   file_mark.file = file;
   if (text.size() > limits.max_bytes) {

@@ -24,7 +24,7 @@ bool DecodeText(std::string_view bytes, std::string* out, std::string* error);
 
 // Parses one YAML document. Returns the root (a kNull node for an empty
 // document) or nullptr after adding at least one error to diags.
-NodePtr ReadYaml(std::string_view text, const std::shared_ptr<const std::string>& file,
-                 Diagnostics& diags, const ReadLimits& limits = {});
+NodePtr ReadYaml(std::string_view text, const std::string* file, Diagnostics& diags,
+                 const ReadLimits& limits = {});
 
 }  // namespace shoal::stack

@@ -3,8 +3,8 @@
 // Diagnostics name the place of a problem in the user's files, so that every
 // error and warning of the stack loader reads "file:line:column: key.path: what".
 
-#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace shoal::stack {
@@ -12,12 +12,18 @@ namespace shoal::stack {
 // A position in a source file. Lines and columns are 1-based; 0 means unknown
 // (a value that came from the environment or from a default).
 struct Mark {
-  std::shared_ptr<const std::string> file;
+  // Interned (InternFileName): every value of a file shares one name, and a
+  // Mark copies as cheaply as an integer.
+  const std::string* file = nullptr;
   int line = 0;
   int column = 0;
 
   std::string ToString() const;  // "stack.yml:12:7", "stack.yml" or ""
 };
+
+// The one lasting copy of a file name, for Mark::file. Names live until the
+// process ends; a process loads a bounded set of files. Thread-safe.
+const std::string* InternFileName(std::string_view name);
 
 enum class Severity { kError, kWarning };
 
