@@ -197,8 +197,9 @@ class EventReader : public YAML::EventHandler {
       // Explicit keys win over merged ones; among merged maps the first wins (YAML merge spec).
       for (const auto& m : f.merges) {
         for (const auto& e : m->entries) {
-          if (f.seen.insert(e.key).second)
-            f.node->entries.push_back({e.key, e.key_mark, e.value->Clone()});
+          if (f.Seen(e.key)) continue;
+          f.Insert(e.key);
+          f.node->entries.push_back({e.key, e.key_mark, e.value->Clone()});
         }
       }
     }
