@@ -13,6 +13,7 @@
 #include "convert.h"
 #include "shoal/common/units.h"
 #include "validate.h"
+#include "yaml_reader.h"
 
 namespace shoal::stack::detail {
 
@@ -256,9 +257,11 @@ class Converter {
         diags_.Error(f->mark, path + ".file", "cannot open " + *file + ": " + std::strerror(errno));
         return false;
       }
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      *data = ss.str();
+      std::string error;
+      if (!ReadBounded(in, *file, data, &error)) {
+        diags_.Error(f->mark, path + ".file", error);
+        return false;
+      }
       return true;
     }
     if (const Node* e = n.Get("environment")) {

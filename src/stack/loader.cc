@@ -34,10 +34,7 @@ bool ReadAll(const std::string& path, std::string* out, std::string* error) {
     *error = "cannot open " + path + ": " + std::strerror(errno);
     return false;
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
-  return true;
+  return ReadBounded(f, path, out, error);
 }
 
 std::string Absolute(const std::string& p) {
@@ -103,7 +100,7 @@ class FileSet {
     std::string dir = fs::path(abs).parent_path().string();
     NodePtr included = Includes(*root, dir);
     NormalizeFile(*root, {dir, home_, lookup_}, diags_);
-    FileLoader loader = [this, &dir](const std::string& p, const Mark& m) { return Load(p, p, m); };
+    FileLoader loader = [this](const std::string& p, const Mark& m) { return Load(p, p, m); };
     ResolveExtends(*root, dir, loader, diags_);
     loading_.erase(abs);
     if (included) {

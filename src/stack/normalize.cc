@@ -55,10 +55,7 @@ bool ReadFile(const std::string& path, std::string* out, std::string* error) {
     *error = "cannot open " + path + ": " + std::strerror(errno);
     return false;
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
-  return true;
+  return ReadBounded(f, path, out, error);
 }
 
 class Normalizer {

@@ -322,6 +322,22 @@ bool DecodeText(std::string_view b, std::string* out, std::string* error) {
   return true;
 }
 
+bool ReadBounded(std::istream& in, const std::string& name, std::string* out, std::string* error,
+                 size_t max_bytes) {
+  out->clear();
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof buf);
+    out->append(buf, static_cast<size_t>(in.gcount()));
+    if (out->size() > max_bytes) {
+      out->clear();
+      *error = name + " is larger than " + std::to_string(max_bytes >> 20) + " MiB";
+      return false;
+    }
+  }
+  return true;
+}
+
 NodePtr ReadYaml(std::string_view text, const std::string* file, Diagnostics& diags,
                  const ReadLimits& limits) {
   Mark file_mark;

@@ -4,6 +4,7 @@
 // duplicate and non-string keys, and limits that keep hostile input from
 // exhausting memory or the stack. yaml-cpp exceptions stop here.
 
+#include <istream>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,12 @@ struct ReadLimits {
 // CRLF and lone CR line ends into LF. Returns false with *error set for
 // malformed UTF-16.
 bool DecodeText(std::string_view bytes, std::string* out, std::string* error);
+
+// Reads all of `in` (the file `name`) into *out, at most max_bytes of it: a
+// longer file, or an endless one such as /dev/zero named by env_file or a
+// secret, is an error instead of exhausting memory.
+bool ReadBounded(std::istream& in, const std::string& name, std::string* out, std::string* error,
+                 size_t max_bytes = ReadLimits{}.max_bytes);
 
 // Parses one YAML document. Returns the root (a kNull node for an empty
 // document) or nullptr after adding at least one error to diags.
