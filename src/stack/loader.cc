@@ -95,7 +95,10 @@ class FileSet {
     }
     if (interpolate_) InterpolateTree(*root, lookup_, diags_);
     CheckComposeSchema(*root, diags_);
-    if (diags_.ErrorCount() > errors_before) return nullptr;
+    // A file with schema errors still goes through the later steps, so that its
+    // semantic errors are reported in the same run; the loader drops what
+    // follows from an error already reported (see LoadImpl).
+    (void)errors_before;
     loading_.insert(abs);
     std::string dir = fs::path(abs).parent_path().string();
     NodePtr included = Includes(*root, dir);
@@ -229,7 +232,7 @@ Result<LoadedStack, Diagnostics> ResolveImpl(
       MergeInto(*merged, *doc);
     }
   }
-  if (diags.HasErrors() || !merged) {
+  if (!merged) {
     diags.Sort();
     return diags;
   }
@@ -237,8 +240,15 @@ Result<LoadedStack, Diagnostics> ResolveImpl(
   LoadedStack out;
   out.name = StackNameFor(opts, merged.get(), dir);
   out.document = merged;
-  out.warnings = diags;
+  out.warnings = diags;  // may hold errors: LoadImpl decides
   return out;
+}
+
+// True if `path` is `base` or lies below it ("services.web" covers
+// "services.web.ports[0]").
+bool Covers(const std::string& base, const std::string& path) {
+  if (base.empty() || path.rfind(base, 0) != 0) return false;
+  return path.size() == base.size() || path[base.size()] == '.' || path[base.size()] == '[';
 }
 
 }  // namespace
@@ -252,11 +262,26 @@ Result<LoadedStack, Diagnostics> LoadImpl(const LoadOptions& options, bool conve
   auto r = ResolveImpl(options, &lookup, &vars);
   if (!r.ok()) return r;
   LoadedStack out = std::move(r).value();
-  Diagnostics diags = out.warnings;
-  ValidateStack(*out.document, diags);
+  Diagnostics early = out.warnings;
+  Diagnostics later;
+  ValidateStack(*out.document, later);
   if (convert) {
     ConvertOptions copts{out.name, options.read_file_contents, lookup};
-    ConvertStack(*out.document, copts, &out.spec, diags);
+    ConvertStack(*out.document, copts, &out.spec, later);
+  }
+  // Every error of every stage is reported at once, except those about a value
+  // that an earlier stage already refused (they would say the same twice).
+  Diagnostics diags = early;
+  for (const auto& d : later.items()) {
+    bool consequence = false;
+    for (const auto& e : early.items()) {
+      if (e.severity == Severity::kError && d.severity == Severity::kError &&
+          Covers(e.path, d.path)) {
+        consequence = true;
+        break;
+      }
+    }
+    if (!consequence) diags.Add(d);
   }
   diags.Sort();
   if (diags.HasErrors()) return diags;
