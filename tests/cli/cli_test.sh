@@ -3,7 +3,7 @@
 # 2 changes, 1 error), output formats, and messages that name the place.
 # Usage: cli_test.sh PATH/TO/shoal
 set -uo pipefail
-SHOAL=$1
+SHOAL=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
