@@ -28,6 +28,15 @@ class WatchLog {
   // (a snapshot) and watch from its applied index.
   Result<std::vector<Event>> Since(uint64_t from, size_t max = SIZE_MAX) const;
 
+  // Forgets every event and treats everything up to `version` as dropped: the
+  // store was replaced by a snapshot (or rebuilt at start), so a watcher older
+  // than `version` must reload rather than miss changes silently.
+  void Reset(uint64_t version) {
+    events_.clear();
+    dropped_through_ = version;
+    last_version_ = version;
+  }
+
   // The newest version seen (0 before any event).
   uint64_t last_version() const { return last_version_; }
 

@@ -1,0 +1,175 @@
+#pragma once
+
+// ReplicatedStore: one manager's copy of the cluster state, kept identical on
+// every manager by Raft (design.md sections 3 and 4). It owns the Raft member,
+// the applied State, the WatchLog, and drives them from one event loop:
+//
+//   inputs  Tick() every raft tick_interval, Step() each received message,
+//           Propose() writes, Read() linearizable reads
+//   then    Process(): for each Ready, in order
+//             1. persist raft entries and hard state (fsync when Ready says)
+//             2. send the messages through the Transport
+//             3. install a received snapshot (State::Restore, PersistentState::Reset)
+//             4. apply committed entries (State::Apply), collecting events
+//             5. PersistentState::Commit once for the batch, WatchLog::Append
+//             6. Advance, then complete callbacks of local proposals and reads
+//
+// Inputs only queue work inside Raft; Process() turns everything queued since
+// the last call into one Ready, which is what batches many proposals into one
+// fsync. A production loop calls Process() after each batch of posted work.
+//
+// Threads: not thread-safe and owns no thread. Every method, and every
+// callback it runs, is on the caller's one loop thread (see EventLoop).
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shoal/common/status.h"
+#include "shoal/raft/config.h"
+#include "shoal/raft/node.h"
+#include "shoal/raft/storage.h"
+#include "shoal/raft/transport.h"
+#include "shoal/store/persistent_state.h"
+#include "shoal/store/state.h"
+#include "shoal/store/watch.h"
+
+namespace shoal::store {
+
+struct ReplicatedStoreOptions {
+  // Raft settings; `applied` is set by the store from its persisted state.
+  raft::Config raft;
+  // Take a snapshot (and compact the log) every this many applied entries.
+  uint64_t snapshot_every = 10000;
+  // Entries kept below a snapshot, so a follower slightly behind needs no snapshot.
+  uint64_t snapshot_keep = 1000;
+  // Events kept for watchers that fall behind.
+  size_t watch_capacity = 10000;
+  // Fsync the applied-state batch. Off by default: a lost batch is replayed
+  // from the Raft log (which is synced) at restart, so syncing buys nothing.
+  bool sync_applied = false;
+  // A proposal or read still pending after this many ticks fails with
+  // kUnavailable (its message to the leader may have been lost). 0: 3 election
+  // timeouts.
+  int request_timeout_ticks = 0;
+};
+
+// What the store borrows; every pointer must outlive it.
+struct ReplicatedStoreDeps {
+  raft::Storage* raft_storage = nullptr;  // required: LevelDbStorage or MemoryStorage
+  PersistentState* applied = nullptr;     // optional: without it State lives in memory only
+  raft::Transport* transport = nullptr;   // required
+  raft::RandomSource* random = nullptr;   // required
+};
+
+class ReplicatedStore {
+ public:
+  // status: Ok with the Raft index that applied the command (a transaction
+  // refused by State::Apply reports its error, e.g. kFailedPrecondition for a
+  // stale version, with that index); kUnavailable when there is no leader, the
+  // leadership changed before the command was applied (its outcome is then
+  // unknown: it may still commit), the request timed out, or the store stopped.
+  using ProposeCallback = std::function<void(Status status, uint64_t index)>;
+  // Ok once state() reflects every write committed before Read() was called;
+  // `index` is the read index. kUnavailable as for proposals.
+  using ReadCallback = std::function<void(Status status, uint64_t index)>;
+
+  // Loads the applied state (from deps.applied, or from Raft's snapshot when
+  // that is newer) and creates the Raft member so that only entries after the
+  // applied index are replayed. A group of one campaigns at once. kCorruption
+  // or kIo from the storages; InvalidArgument for bad options or missing deps.
+  static Result<std::unique_ptr<ReplicatedStore>> Open(const ReplicatedStoreOptions& options,
+                                                       const ReplicatedStoreDeps& deps);
+  // Fails every pending callback with kUnavailable.
+  ~ReplicatedStore();
+  ReplicatedStore(const ReplicatedStore&) = delete;
+  ReplicatedStore& operator=(const ReplicatedStore&) = delete;
+
+  // One Raft tick (elections, heartbeats) and request timeouts.
+  void Tick();
+  // Feeds a message from a peer; malformed or misaddressed ones are dropped
+  // with the returned error.
+  Status Step(const v1::Message& message);
+  // Proposes `command` (its request_id is overwritten). `done` runs exactly
+  // once, always from Process() (or the destructor), never from Propose()
+  // itself, so a callback may propose again.
+  void Propose(v1::Command command, ProposeCallback done);
+  // Starts a linearizable read; `done` runs exactly once, from Process(), as
+  // for Propose. Read state() in the callback.
+  void Read(ReadCallback done);
+  // Transport feedback, e.g. from a sender thread through the loop.
+  void ReportUnreachable(uint64_t peer);
+  void ReportSnapshot(uint64_t peer, bool ok);
+  // Hands leadership to `peer` (before this member is removed or stops).
+  Status TransferLeadership(uint64_t peer);
+
+  // Runs every Ready that the inputs since the last call produced. Returns the
+  // first storage error, after which the store is stopped for good (its
+  // acknowledgements could otherwise outrun its disk): every pending and later
+  // request fails with that error.
+  Status Process();
+
+  const State& state() const { return state_; }
+  const WatchLog& watch() const { return watch_; }
+  raft::NodeStatus raft_status() const { return node_->status(); }
+  bool is_leader() const { return node_->status().role == raft::Role::kLeader; }
+  uint64_t snapshot_index() const { return snapshot_index_; }
+  // Ok while running; the storage error that stopped it otherwise.
+  const Status& health() const { return fatal_; }
+
+ private:
+  struct PendingProposal {
+    ProposeCallback done;
+    uint64_t deadline = 0;  // in ticks
+  };
+  struct PendingRead {
+    ReadCallback done;
+    uint64_t deadline = 0;
+    uint64_t index = 0;
+    bool has_index = false;
+  };
+  struct Completion {
+    std::function<void(Status, uint64_t)> done;
+    Status status;
+    uint64_t index = 0;
+  };
+
+  ReplicatedStore(const ReplicatedStoreOptions& options, const ReplicatedStoreDeps& deps);
+  Status Load(raft::PersistentState* raft_state);
+  Status ProcessReady(raft::Ready& rd);
+  Status InstallSnapshot(const raft::Snapshot& snapshot);
+  void ApplyEntry(const raft::Entry& entry, std::vector<Event>* events);
+  void ServeReads();
+  void CheckLeadership();
+  void MaybeCampaignAlone();
+  Status MaybeSnapshot();
+  void FailAll(const Status& status);
+  void ExpireRequests();
+  void RunCompletions();
+  std::string NextRequestId();
+
+  ReplicatedStoreOptions options_;
+  ReplicatedStoreDeps deps_;
+  std::unique_ptr<raft::RaftNode> node_;
+  State state_;
+  WatchLog watch_;
+  Status fatal_;
+
+  uint64_t ticks_ = 0;
+  uint64_t request_timeout_ = 0;
+  uint64_t snapshot_index_ = 0;
+  uint64_t last_term_ = 0;
+  uint64_t last_leader_ = 0;
+  std::string id_prefix_;  // "<member>-<random>-": unique across restarts
+  uint64_t next_request_ = 0;
+  std::map<std::string, PendingProposal> proposals_;
+  std::map<std::string, PendingRead> reads_;
+  std::vector<Completion> completions_;
+  std::vector<uint64_t> unreachable_;
+  bool processing_ = false;
+};
+
+}  // namespace shoal::store

@@ -1,0 +1,322 @@
+#include "shoal/store/replicated_store.h"
+
+#include <cstdio>
+#include <utility>
+
+namespace shoal::store {
+
+namespace {
+
+Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
+
+}  // namespace
+
+ReplicatedStore::ReplicatedStore(const ReplicatedStoreOptions& options,
+                                 const ReplicatedStoreDeps& deps)
+    : options_(options), deps_(deps), watch_(options.watch_capacity) {
+  int timeout = options_.request_timeout_ticks;
+  if (timeout <= 0) timeout = 3 * options_.raft.election_ticks;
+  request_timeout_ = static_cast<uint64_t>(timeout);
+}
+
+ReplicatedStore::~ReplicatedStore() {
+  FailAll(Unavailable("the store stopped"));
+  RunCompletions();
+}
+
+Result<std::unique_ptr<ReplicatedStore>> ReplicatedStore::Open(
+    const ReplicatedStoreOptions& options, const ReplicatedStoreDeps& deps) {
+  if (deps.raft_storage == nullptr || deps.transport == nullptr || deps.random == nullptr) {
+    return InvalidArgument("store: raft storage, transport and random source are required");
+  }
+  if (options.snapshot_every == 0) return InvalidArgument("store: snapshot_every must be > 0");
+  std::unique_ptr<ReplicatedStore> store(new ReplicatedStore(options, deps));
+  auto raft_state = deps.raft_storage->Load();
+  if (!raft_state.ok()) return raft_state.error();
+  if (Status s = store->Load(&raft_state.value()); !s.ok()) return s;
+
+  raft::Config config = options.raft;
+  config.applied = store->state_.applied_index();
+  auto node = raft::RaftNode::Create(config, std::move(raft_state).value(), deps.random);
+  if (!node.ok()) return node.error();
+  store->node_ = std::move(node).value();
+
+  char nonce[24];
+  std::snprintf(nonce, sizeof nonce, "%016llx",
+                static_cast<unsigned long long>(deps.random->Uniform(UINT64_MAX)));
+  store->id_prefix_ = std::to_string(config.id) + "-" + nonce + "-";
+  raft::NodeStatus st = store->node_->status();
+  store->last_term_ = st.term;
+  store->last_leader_ = st.leader;
+  store->MaybeCampaignAlone();
+  return store;
+}
+
+Status ReplicatedStore::Load(raft::PersistentState* raft_state) {
+  if (deps_.applied != nullptr) {
+    if (Status s = deps_.applied->Load(&state_); !s.ok()) return s;
+  }
+  // Raft's snapshot is newer than the applied state when the applied batch was
+  // lost (it is not synced) or a crash fell between installing a received
+  // snapshot in Raft's storage and in ours: rebuild from the snapshot, since
+  // Raft will not replay the entries it covers.
+  const raft::Snapshot& snap = *raft_state->snapshot;
+  snapshot_index_ = snap.metadata().index();
+  if (snapshot_index_ > state_.applied_index()) {
+    if (Status s = InstallSnapshot(snap); !s.ok()) return s;
+  }
+  watch_.Reset(state_.applied_index());
+  return Status::Ok();
+}
+
+void ReplicatedStore::Tick() {
+  if (!fatal_.ok()) return;
+  ++ticks_;
+  node_->Tick();
+  // Scanning for expired requests every tick would cost O(pending) per tick.
+  if (ticks_ % 10 == 0) ExpireRequests();
+}
+
+Status ReplicatedStore::Step(const v1::Message& message) {
+  if (!fatal_.ok()) return fatal_;
+  return node_->Step(message);
+}
+
+void ReplicatedStore::Propose(v1::Command command, ProposeCallback done) {
+  if (!fatal_.ok()) {
+    completions_.push_back({std::move(done), fatal_, 0});
+    return;
+  }
+  std::string id = NextRequestId();
+  command.set_request_id(id);
+  Status s = node_->Propose(command.SerializeAsString());
+  if (!s.ok()) {
+    completions_.push_back({std::move(done), std::move(s), 0});
+    return;
+  }
+  proposals_[id] = PendingProposal{std::move(done), ticks_ + request_timeout_};
+}
+
+void ReplicatedStore::Read(ReadCallback done) {
+  if (!fatal_.ok()) {
+    completions_.push_back({std::move(done), fatal_, 0});
+    return;
+  }
+  std::string ctx = NextRequestId();
+  Status s = node_->ReadIndex(ctx);
+  if (!s.ok()) {
+    completions_.push_back({std::move(done), std::move(s), 0});
+    return;
+  }
+  reads_[ctx] = PendingRead{std::move(done), ticks_ + request_timeout_, 0, false};
+}
+
+void ReplicatedStore::ReportUnreachable(uint64_t peer) {
+  if (fatal_.ok()) node_->ReportUnreachable(peer);
+}
+
+void ReplicatedStore::ReportSnapshot(uint64_t peer, bool ok) {
+  if (fatal_.ok()) node_->ReportSnapshot(peer, ok);
+}
+
+Status ReplicatedStore::TransferLeadership(uint64_t peer) {
+  if (!fatal_.ok()) return fatal_;
+  return node_->TransferLeadership(peer);
+}
+
+Status ReplicatedStore::Process() {
+  // A callback that calls Process() again: the outer call keeps going.
+  if (processing_) return fatal_;
+  processing_ = true;
+  while (fatal_.ok() && node_->HasReady()) {
+    raft::Ready rd = node_->GetReady();
+    if (Status s = ProcessReady(rd); !s.ok()) {
+      fprintf(stderr, "shoal store: stopping member %llu: %s\n",
+              static_cast<unsigned long long>(options_.raft.id), s.ToString().c_str());
+      fatal_ = s;
+      FailAll(s);
+    }
+    RunCompletions();
+  }
+  RunCompletions();
+  processing_ = false;
+  return fatal_;
+}
+
+Status ReplicatedStore::ProcessReady(raft::Ready& rd) {
+  // 1. Persist before sending: an acknowledgement or a vote is a promise that
+  // must survive a crash.
+  if (Status s = deps_.raft_storage->Save(rd.ToWrite()); !s.ok()) return s;
+  // 2. Send. Raft tolerates loss, so a failed send is only feedback.
+  std::vector<uint64_t> failed_snapshots;
+  for (const auto& m : rd.messages) {
+    if (deps_.transport->Send(m).ok()) continue;
+    unreachable_.push_back(m.to());
+    if (m.type() == v1::MSG_SNAP) failed_snapshots.push_back(m.to());
+  }
+  // 3. A snapshot from the leader replaces the state before later entries apply.
+  if (rd.snapshot) {
+    if (Status s = InstallSnapshot(*rd.snapshot); !s.ok()) return s;
+  }
+  // 4-5. Apply, and record the whole batch in one write.
+  std::vector<Event> events;
+  uint64_t before = state_.applied_index();
+  for (const auto& e : rd.committed_entries) ApplyEntry(e, &events);
+  if (deps_.applied != nullptr && state_.applied_index() != before) {
+    Status s = deps_.applied->Commit(state_.applied_index(), events, options_.sync_applied);
+    if (!s.ok()) return s;
+  }
+  watch_.Append(events);
+  for (const auto& rs : rd.read_states) {
+    auto it = reads_.find(rs.context);
+    if (it == reads_.end()) continue;  // timed out, or from before a restart
+    it->second.index = rs.index;
+    it->second.has_index = true;
+  }
+  // 6. Advance; feedback to Raft only after it, so the Ready stays consistent.
+  node_->Advance(rd);
+  for (uint64_t id : unreachable_) node_->ReportUnreachable(id);
+  unreachable_.clear();
+  for (uint64_t id : failed_snapshots) node_->ReportSnapshot(id, false);
+  ServeReads();
+  CheckLeadership();
+  MaybeCampaignAlone();
+  return MaybeSnapshot();
+}
+
+Status ReplicatedStore::InstallSnapshot(const raft::Snapshot& snapshot) {
+  uint64_t index = snapshot.metadata().index();
+  v1::StoreSnapshot data;
+  if (!data.ParseFromString(snapshot.data())) {
+    return {Code::kCorruption, "store: the raft snapshot at index " + std::to_string(index) +
+                                   " does not hold a store snapshot"};
+  }
+  if (data.applied_index() != index) {
+    return {Code::kCorruption, "store: the raft snapshot at index " + std::to_string(index) +
+                                   " holds the state at " + std::to_string(data.applied_index())};
+  }
+  if (Status s = state_.Restore(data); !s.ok()) return s;
+  if (deps_.applied != nullptr) {
+    if (Status s = deps_.applied->Reset(data); !s.ok()) return s;
+  }
+  // Watchers cannot be told what changed; they must reload.
+  watch_.Reset(index);
+  snapshot_index_ = index;
+  return Status::Ok();
+}
+
+void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* events) {
+  if (entry.index() <= state_.applied_index()) return;  // covered by a snapshot
+  v1::Command command;
+  bool is_command = entry.type() == v1::ENTRY_NORMAL && !entry.data().empty();
+  if (is_command && !command.ParseFromString(entry.data())) {
+    // Every member holds the same bytes and skips them alike, so the states
+    // stay identical; the proposer times out.
+    fprintf(stderr, "shoal store: entry %llu is not a command; skipped\n",
+            static_cast<unsigned long long>(entry.index()));
+    command.Clear();
+    is_command = false;
+  }
+  if (!is_command) {
+    // A leader's no-op or a membership change: only the applied index moves.
+    (void)state_.Apply(entry.index(), v1::Command(), nullptr);
+    return;
+  }
+  Status s = state_.Apply(entry.index(), command, events);
+  auto it = proposals_.find(command.request_id());
+  if (it == proposals_.end()) return;  // proposed elsewhere, or timed out
+  completions_.push_back({std::move(it->second.done), std::move(s), entry.index()});
+  proposals_.erase(it);
+}
+
+void ReplicatedStore::ServeReads() {
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (!it->second.has_index || it->second.index > state_.applied_index()) {
+      ++it;
+      continue;
+    }
+    completions_.push_back({std::move(it->second.done), Status::Ok(), it->second.index});
+    it = reads_.erase(it);
+  }
+}
+
+void ReplicatedStore::CheckLeadership() {
+  raft::NodeStatus st = node_->status();
+  bool changed = st.term != last_term_ || st.leader != last_leader_;
+  if (changed && last_leader_ != 0) {
+    // An entry proposed through the old leader may still commit, or be
+    // overwritten: the caller must treat the outcome as unknown.
+    FailAll(Unavailable("leadership changed (leader " + std::to_string(last_leader_) + " of term " +
+                        std::to_string(last_term_) + " is gone); the outcome is unknown"));
+  }
+  last_term_ = st.term;
+  last_leader_ = st.leader;
+}
+
+void ReplicatedStore::MaybeCampaignAlone() {
+  // A group of one needs no election timeout: the dev cluster is usable at once.
+  raft::NodeStatus st = node_->status();
+  if (st.role == raft::Role::kLeader || st.leader != 0) return;
+  if (st.conf_state.voters_size() == 1 && st.conf_state.voters(0) == st.id) node_->Campaign();
+}
+
+Status ReplicatedStore::MaybeSnapshot() {
+  uint64_t applied = state_.applied_index();
+  if (applied < snapshot_index_ + options_.snapshot_every) return Status::Ok();
+  if (node_->status().applied != applied) return Status::Ok();
+  uint64_t compact = applied > options_.snapshot_keep ? applied - options_.snapshot_keep : 0;
+  auto snap = node_->CreateSnapshot(state_.ToSnapshot().SerializeAsString(), compact);
+  if (!snap.ok()) {
+    // Not yet possible (entries not stable, a received snapshot pending): retry later.
+    if (snap.error().code() == Code::kFailedPrecondition) return Status::Ok();
+    return snap.error();
+  }
+  if (Status s = deps_.raft_storage->SaveSnapshot(**snap, compact); !s.ok()) return s;
+  snapshot_index_ = applied;
+  return Status::Ok();
+}
+
+void ReplicatedStore::FailAll(const Status& status) {
+  for (auto& [id, p] : proposals_) completions_.push_back({std::move(p.done), status, 0});
+  proposals_.clear();
+  for (auto& [ctx, r] : reads_) completions_.push_back({std::move(r.done), status, 0});
+  reads_.clear();
+}
+
+void ReplicatedStore::ExpireRequests() {
+  Status timeout = Unavailable("no answer within " + std::to_string(request_timeout_) +
+                               " ticks; the outcome is unknown");
+  for (auto it = proposals_.begin(); it != proposals_.end();) {
+    if (it->second.deadline > ticks_) {
+      ++it;
+      continue;
+    }
+    completions_.push_back({std::move(it->second.done), timeout, 0});
+    it = proposals_.erase(it);
+  }
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.deadline > ticks_) {
+      ++it;
+      continue;
+    }
+    completions_.push_back({std::move(it->second.done), timeout, 0});
+    it = reads_.erase(it);
+  }
+}
+
+void ReplicatedStore::RunCompletions() {
+  // Callbacks may propose again, adding completions: drain until none is left.
+  while (!completions_.empty()) {
+    std::vector<Completion> batch;
+    batch.swap(completions_);
+    for (auto& c : batch) {
+      if (c.done) c.done(std::move(c.status), c.index);
+    }
+  }
+}
+
+std::string ReplicatedStore::NextRequestId() {
+  return id_prefix_ + std::to_string(++next_request_);
+}
+
+}  // namespace shoal::store

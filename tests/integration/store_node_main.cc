@@ -1,0 +1,313 @@
+// shoal_store_node: a manager with only the store, for the real-process tests
+// and the benchmark. One ReplicatedStore on LevelDB (DIR/raft, DIR/state), run
+// by an EventLoop, reached over gRPC: RaftTransport for its peers and
+// StoreControl (a key/value view) for the test.
+//
+//   shoal_store_node --id 1 --data DIR --listen 127.0.0.1:0 --peers 1,2,3
+//                    --peers-file FILE [--tick-ms 10] [--heartbeat-ticks 10]
+//                    [--election-ticks 100] [--snapshot-every 10000]
+//                    [--snapshot-keep 1000]
+//
+// Prints "LISTENING <port>" once serving. FILE holds "<id> <host:port>" lines
+// and is re-read while a peer's address is unknown or stale, so peers may start
+// on port 0 and move. The process exits when its stdin closes, so a test that
+// dies cannot leave it running.
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "shoal/raft/leveldb_storage.h"
+#include "shoal/store/persistent_state.h"
+#include "shoal/store/replicated_store.h"
+#include "shoal/store/txn.h"
+#include "shoal/transport/event_loop.h"
+#include "shoal/transport/grpc_transport.h"
+#include "shoal/v1/raft_service.grpc.pb.h"
+
+namespace {
+
+using shoal::Status;
+using shoal::store::ReplicatedStore;
+using shoal::transport::EventLoop;
+using shoal::transport::ToGrpc;
+namespace v1 = shoal::v1;
+
+struct Flags {
+  uint64_t id = 0;
+  std::string data;
+  std::string listen = "127.0.0.1:0";
+  std::vector<uint64_t> peers;
+  std::string peers_file;
+  int tick_ms = 10;
+  int heartbeat_ticks = 10;
+  int election_ticks = 100;
+  uint64_t snapshot_every = 10000;
+  uint64_t snapshot_keep = 1000;
+};
+
+bool ParseFlags(int argc, char** argv, Flags* f) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    std::string v = argv[i + 1];
+    if (k == "--id") {
+      f->id = std::stoull(v);
+    } else if (k == "--data") {
+      f->data = v;
+    } else if (k == "--listen") {
+      f->listen = v;
+    } else if (k == "--peers") {
+      std::stringstream ss(v);
+      std::string p;
+      while (std::getline(ss, p, ',')) f->peers.push_back(std::stoull(p));
+    } else if (k == "--peers-file") {
+      f->peers_file = v;
+    } else if (k == "--tick-ms") {
+      f->tick_ms = std::stoi(v);
+    } else if (k == "--heartbeat-ticks") {
+      f->heartbeat_ticks = std::stoi(v);
+    } else if (k == "--election-ticks") {
+      f->election_ticks = std::stoi(v);
+    } else if (k == "--snapshot-every") {
+      f->snapshot_every = std::stoull(v);
+    } else if (k == "--snapshot-keep") {
+      f->snapshot_keep = std::stoull(v);
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
+      return false;
+    }
+  }
+  return f->id != 0 && !f->data.empty() && !f->peers.empty();
+}
+
+// Peer addresses from the peers file, re-read at most every 200 ms.
+class AddressFile {
+ public:
+  explicit AddressFile(std::string path) : path_(std::move(path)) {}
+  std::string Lookup(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (now - read_at_ > std::chrono::milliseconds(200)) {
+      read_at_ = now;
+      std::ifstream in(path_);
+      std::map<uint64_t, std::string> fresh;
+      uint64_t pid;
+      std::string addr;
+      while (in >> pid >> addr) fresh[pid] = addr;
+      if (!fresh.empty()) addresses_ = std::move(fresh);
+    }
+    auto it = addresses_.find(id);
+    return it == addresses_.end() ? "" : it->second;
+  }
+
+ private:
+  std::string path_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point read_at_{};
+  std::map<uint64_t, std::string> addresses_;
+};
+
+class SystemRandom : public shoal::raft::RandomSource {
+ public:
+  SystemRandom() : rng_(std::random_device{}()) {}
+  uint64_t Uniform(uint64_t n) override { return rng_() % n; }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// The store and its loop; the store is touched on the loop thread only.
+struct Node {
+  std::unique_ptr<ReplicatedStore> store;
+  std::unique_ptr<EventLoop> loop;
+};
+
+class ControlService final : public v1::StoreControl::CallbackService {
+ public:
+  explicit ControlService(Node* node) : node_(node) {}
+
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const v1::PutRequest* req,
+                                v1::PutReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    v1::Config c;
+    c.mutable_meta()->set_id(req->key());
+    c.mutable_meta()->set_version(req->expected_version());
+    c.mutable_spec()->set_name(req->key());
+    c.mutable_spec()->set_data(req->value());
+    shoal::store::Txn txn;
+    txn.Put(c);
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    v1::Command cmd = std::move(txn).Build(
+        "store-node", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+    Post(reactor, [this, reactor, reply, cmd = std::move(cmd)]() mutable {
+      node_->store->Propose(std::move(cmd), [reactor, reply](shoal::Status s, uint64_t index) {
+        reply->set_index(index);
+        reactor->Finish(ToGrpc(s));
+      });
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
+                                v1::GetReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    std::string key = req->key();
+    Post(reactor, [this, reactor, reply, key] {
+      node_->store->Read([this, reactor, reply, key](shoal::Status s, uint64_t index) {
+        if (s.ok()) {
+          reply->set_read_index(index);
+          if (const v1::Config* c = node_->store->state().Get<v1::Config>(key)) {
+            reply->set_found(true);
+            reply->set_value(c->spec().data());
+            reply->set_version(c->meta().version());
+          }
+        }
+        reactor->Finish(ToGrpc(s));
+      });
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx, const v1::StatusRequest*,
+                                   v1::StatusReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    Post(reactor, [this, reactor, reply] {
+      auto st = node_->store->raft_status();
+      reply->set_id(st.id);
+      reply->set_term(st.term);
+      reply->set_leader(st.leader);
+      reply->set_commit(st.commit);
+      reply->set_applied(node_->store->state().applied_index());
+      reply->set_snapshot_index(node_->store->snapshot_index());
+      reply->set_objects(node_->store->state().Count(shoal::store::Kind::kConfig));
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  // Runs `task` on the loop, or answers UNAVAILABLE when the node is stopping.
+  void Post(grpc::ServerUnaryReactor* reactor, std::function<void()> task) {
+    bool posted = node_->loop->Post([this, reactor, task = std::move(task)] {
+      if (!node_->store)
+        return reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping"));
+      task();
+    });
+    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping"));
+  }
+
+  Node* node_;
+};
+
+int Run(const Flags& f) {
+  auto raft_disk = shoal::raft::LevelDbStorage::Open(f.data + "/raft");
+  if (!raft_disk.ok()) {
+    std::fprintf(stderr, "%s\n", raft_disk.error().ToString().c_str());
+    return 1;
+  }
+  auto applied = shoal::store::PersistentState::Open(f.data + "/state");
+  if (!applied.ok()) {
+    std::fprintf(stderr, "%s\n", applied.error().ToString().c_str());
+    return 1;
+  }
+  Node node;
+  std::atomic<EventLoop*> loop_ptr{nullptr};
+  AddressFile addresses(f.peers_file);
+  SystemRandom random;
+  shoal::transport::GrpcTransport transport(
+      [&](uint64_t id) { return addresses.Lookup(id); },
+      [&](uint64_t peer, bool unreachable, std::optional<bool> snapshot_ok) {
+        EventLoop* loop = loop_ptr.load();
+        if (loop == nullptr) return;
+        (void)loop->Post([&node, peer, unreachable, snapshot_ok] {
+          if (!node.store) return;
+          if (unreachable) node.store->ReportUnreachable(peer);
+          if (snapshot_ok) node.store->ReportSnapshot(peer, *snapshot_ok);
+        });
+      });
+
+  shoal::store::ReplicatedStoreOptions options;
+  options.raft.id = f.id;
+  options.raft.peers = f.peers;
+  options.raft.tick_interval = std::chrono::milliseconds(f.tick_ms);
+  options.raft.heartbeat_ticks = f.heartbeat_ticks;
+  options.raft.election_ticks = f.election_ticks;
+  options.snapshot_every = f.snapshot_every;
+  options.snapshot_keep = f.snapshot_keep;
+  shoal::store::ReplicatedStoreDeps deps{raft_disk->get(), applied->get(), &transport, &random};
+  auto store = ReplicatedStore::Open(options, deps);
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", store.error().ToString().c_str());
+    return 1;
+  }
+  node.store = std::move(store).value();
+  node.loop = std::make_unique<EventLoop>(
+      options.raft.tick_interval,
+      [&node] {
+        if (node.store) node.store->Tick();
+      },
+      [&node] {
+        // A disk error: stop, as a crash would; the peers carry on.
+        if (node.store && !node.store->Process().ok()) std::_Exit(2);
+      });
+  loop_ptr = node.loop.get();
+
+  shoal::transport::RaftService raft_service([&node](std::vector<v1::Message> messages) {
+    (void)node.loop->Post([&node, messages = std::move(messages)] {
+      if (!node.store) return;
+      for (const auto& m : messages) (void)node.store->Step(m);
+    });
+  });
+  ControlService control(&node);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(-1);
+  builder.RegisterService(&raft_service);
+  builder.RegisterService(&control);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::fprintf(stderr, "cannot listen on %s\n", f.listen.c_str());
+    return 1;
+  }
+  std::printf("LISTENING %d\n", port);
+  std::fflush(stdout);
+
+  char buf[256];
+  while (read(0, buf, sizeof buf) > 0) {
+  }
+  // Stop: fail pending requests (their reactors finish), then stop serving.
+  node.loop->RunSync([&node] { node.store.reset(); });
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  node.loop->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  try {
+    if (!ParseFlags(argc, argv, &f)) {
+      std::fprintf(stderr,
+                   "usage: shoal_store_node --id N --data DIR --peers 1,2,3 --peers-file FILE "
+                   "[--listen ADDR] [--tick-ms 10] [--heartbeat-ticks 10] [--election-ticks 100] "
+                   "[--snapshot-every 10000] [--snapshot-keep 1000]\n");
+      return 2;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bad flag value: %s\n", e.what());
+    return 2;
+  }
+  return Run(f);
+}
