@@ -132,7 +132,6 @@ void Schema::Add(const pb::Descriptor* d) {
   }
 }
 
-
 std::string EnumText(const pb::EnumValueDescriptor* value) {
   if (value == nullptr) return "?";
   std::vector<std::string> type_words = CamelWords(value->type()->name());

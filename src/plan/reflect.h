@@ -65,8 +65,6 @@ inline bool IsSensitive(const FieldInfo& info, const pb::FieldDescriptor* f, boo
   return info.sensitive || (secret_ref && f->name() == "version");
 }
 
-
-
 // The readable name of an enum value: the leading words it shares with its
 // type's name are dropped, the rest is lowercased with hyphens
 // (ServiceMode.MODE_REPLICATED -> "replicated", Order.ORDER_START_FIRST ->
