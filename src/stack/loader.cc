@@ -72,7 +72,6 @@ class FileSet {
       diags_.Error(file_mark, "", error);
       return nullptr;
     }
-    size_t errors_before = diags_.ErrorCount();
     NodePtr root = ReadYaml(text, file, diags_);
     if (!root) return nullptr;
     if (root->IsNull()) {
@@ -98,7 +97,6 @@ class FileSet {
     // A file with schema errors still goes through the later steps, so that its
     // semantic errors are reported in the same run; the loader drops what
     // follows from an error already reported (see LoadImpl).
-    (void)errors_before;
     loading_.insert(abs);
     std::string dir = fs::path(abs).parent_path().string();
     NodePtr included = Includes(*root, dir);
