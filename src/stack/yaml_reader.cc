@@ -270,14 +270,34 @@ class EventReader : public YAML::EventHandler {
     }
   }
 
-  // Aliases are copied so that each place can be changed on its own; the copy
-  // counts against the node budget, which is what stops "billion laughs".
+  // Aliases are copied so that each place can be changed on its own. The size
+  // of a copy is checked against the alias budget before anything is copied,
+  // which is what stops "billion laughs" cheaply.
   NodePtr CountedClone(const Node& n) {
-    Count(n.mark);
-    auto c = std::make_shared<Node>(n);
-    for (auto& e : c->entries) e.value = CountedClone(*e.value);
-    for (auto& i : c->items) i = CountedClone(*i);
-    return c;
+    size_t budget = limits_.max_alias_values - std::min(alias_values_, limits_.max_alias_values);
+    size_t size = SizeUpTo(n, budget + 1);
+    alias_values_ += size;
+    if (size > budget) {
+      Fail(n.mark, "the document expands to more than " + std::to_string(limits_.max_alias_values) +
+                       " values through aliases (are aliases nested too deeply?)");
+    }
+    nodes_ += size;
+    if (nodes_ > limits_.max_nodes) Count(n.mark);
+    return n.Clone();
+  }
+
+  // The number of values in `n`, counting no further than `limit`.
+  static size_t SizeUpTo(const Node& n, size_t limit) {
+    size_t size = 1;
+    for (const auto& e : n.entries) {
+      if (size > limit) return size;
+      size += SizeUpTo(*e.value, limit - size);
+    }
+    for (const auto& i : n.items) {
+      if (size > limit) return size;
+      size += SizeUpTo(*i, limit - size);
+    }
+    return size;
   }
 
   [[noreturn]] void Fail(const Mark& mark, std::string msg) {
@@ -292,6 +312,7 @@ class EventReader : public YAML::EventHandler {
   std::unordered_map<YAML::anchor_t, NodePtr> anchors_;
   NodePtr root_;
   size_t nodes_ = 0;
+  size_t alias_values_ = 0;
 };
 
 }  // namespace

@@ -14,8 +14,11 @@ namespace shoal::stack {
 
 struct ReadLimits {
   size_t max_bytes = 64u << 20;  // larger files are refused before parsing
-  size_t max_nodes = 2'000'000;  // after alias expansion: stops "billion laughs"
-  int max_depth = 128;           // compose files nest a dozen levels at most
+  size_t max_nodes = 2'000'000;  // after alias expansion
+  // Values copied through aliases: real files copy a few thousand at most; a
+  // "billion laughs" document is refused before it costs memory.
+  size_t max_alias_values = 250'000;
+  int max_depth = 128;  // compose files nest a dozen levels at most
 };
 
 // Converts UTF-16 (with a byte-order mark) to UTF-8, drops a UTF-8 BOM and turns
