@@ -399,6 +399,7 @@ Ready Raft::MakeReady() {
   if (log_.snapshot_pending()) rd.snapshot = log_.snapshot();
   rd.committed_entries = log_.NextCommitted(cfg_.max_committed_size_per_ready);
   rd.must_sync = !rd.entries.empty() || rd.snapshot != nullptr || term_or_vote;
+  rd.leader_appends_early = role_ == Role::kLeader && !term_or_vote && rd.snapshot == nullptr;
   rd.messages = std::move(msgs_);
   msgs_.clear();
   rd.read_states = std::move(read_states_);

@@ -62,6 +62,7 @@ Status ReplicatedStore::Load(raft::PersistentState* raft_state) {
   // Raft will not replay the entries it covers.
   const raft::Snapshot& snap = *raft_state->snapshot;
   snapshot_index_ = snap.metadata().index();
+  snapshot_bytes_ = snap.data().size();
   if (snapshot_index_ > state_.applied_index()) {
     if (Status s = InstallSnapshot(snap); !s.ok()) return s;
   }
@@ -144,15 +145,27 @@ Status ReplicatedStore::Process() {
 }
 
 Status ReplicatedStore::ProcessReady(raft::Ready& rd) {
-  // 1. Persist before sending: an acknowledgement or a vote is a promise that
-  // must survive a crash.
-  if (Status s = deps_.raft_storage->Save(rd.ToWrite()); !s.ok()) return s;
-  // 2. Send. Raft tolerates loss, so a failed send is only feedback.
+  // Raft tolerates loss, so a failed send is only feedback.
   std::vector<uint64_t> failed_snapshots;
-  for (const auto& m : rd.messages) {
-    if (deps_.transport->Send(m).ok()) continue;
+  auto send = [&](const v1::Message& m) {
+    if (deps_.transport->Send(m).ok()) return;
     unreachable_.push_back(m.to());
     if (m.type() == v1::MSG_SNAP) failed_snapshots.push_back(m.to());
+  };
+  // A leader's appends go out first, so the followers' fsyncs overlap its own:
+  // the leader counts itself toward the commit only after Advance below.
+  bool early = options_.leader_appends_before_persist && rd.leader_appends_early;
+  if (early) {
+    for (const auto& m : rd.messages) {
+      if (rd.MaySendBeforePersist(m)) send(m);
+    }
+  }
+  // 1. Persist before sending the rest: an acknowledgement or a vote is a
+  // promise that must survive a crash.
+  if (Status s = deps_.raft_storage->Save(rd.ToWrite()); !s.ok()) return s;
+  // 2. Send.
+  for (const auto& m : rd.messages) {
+    if (!early || !rd.MaySendBeforePersist(m)) send(m);
   }
   // 3. A snapshot from the leader replaces the state before later entries apply.
   if (rd.snapshot) {
@@ -202,11 +215,14 @@ Status ReplicatedStore::InstallSnapshot(const raft::Snapshot& snapshot) {
   // Watchers cannot be told what changed; they must reload.
   watch_.Reset(index);
   snapshot_index_ = index;
+  snapshot_bytes_ = snapshot.data().size();
+  applied_since_bytes_ = 0;
   return Status::Ok();
 }
 
 void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* events) {
   if (entry.index() <= state_.applied_index()) return;  // covered by a snapshot
+  applied_since_bytes_ += entry.data().size();
   v1::Command command;
   bool is_command = entry.type() == v1::ENTRY_NORMAL && !entry.data().empty();
   if (is_command && !command.ParseFromString(entry.data())) {
@@ -263,9 +279,16 @@ void ReplicatedStore::MaybeCampaignAlone() {
 Status ReplicatedStore::MaybeSnapshot() {
   uint64_t applied = state_.applied_index();
   if (applied < snapshot_index_ + options_.snapshot_every) return Status::Ok();
+  if (options_.snapshot_log_ratio > 0 &&
+      static_cast<double>(applied_since_bytes_) <
+          options_.snapshot_log_ratio * static_cast<double>(snapshot_bytes_)) {
+    return Status::Ok();
+  }
   if (node_->status().applied != applied) return Status::Ok();
   uint64_t compact = applied > options_.snapshot_keep ? applied - options_.snapshot_keep : 0;
-  auto snap = node_->CreateSnapshot(state_.ToSnapshot().SerializeAsString(), compact);
+  std::string data = state_.ToSnapshot().SerializeAsString();
+  uint64_t bytes = data.size();
+  auto snap = node_->CreateSnapshot(std::move(data), compact);
   if (!snap.ok()) {
     // Not yet possible (entries not stable, a received snapshot pending): retry later.
     if (snap.error().code() == Code::kFailedPrecondition) return Status::Ok();
@@ -273,6 +296,8 @@ Status ReplicatedStore::MaybeSnapshot() {
   }
   if (Status s = deps_.raft_storage->SaveSnapshot(**snap, compact); !s.ok()) return s;
   snapshot_index_ = applied;
+  snapshot_bytes_ = bytes;
+  applied_since_bytes_ = 0;
   return Status::Ok();
 }
 

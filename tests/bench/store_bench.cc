@@ -11,6 +11,12 @@
 //       `runs` (5) failovers, each on a fresh cluster: a client writes to the
 //       leader, the leader is killed -9, and the survivors are written to until
 //       one write commits. Prints each run and the median.
+//   shoal_store_bench batch [seconds [clients [node flags...]]]
+//       `clients` (4) threads send PutBatch calls of 16, 64 and 256 1 KiB values
+//       to the leader for `seconds` (3) per row, each row on a fresh cluster,
+//       first one Raft entry per value
+//       (all proposed in one event-loop turn), then one transaction per batch.
+//       Commits/s counts values; latency is that of a whole batch.
 //   shoal_store_bench catchup [objects [node flags...]]
 //       Writes `objects` (100,000) small objects with concurrent clients, kills
 //       -9 a follower, writes until the leader has taken a snapshot and
@@ -23,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -33,6 +40,7 @@
 using shoal::testing::Clock;
 using shoal::testing::ProcessCluster;
 using shoal::testing::WaitFor;
+namespace v1 = shoal::v1;
 using std::chrono::milliseconds;
 
 namespace {
@@ -353,6 +361,120 @@ int RunCatchUp(size_t objects, const std::vector<std::string>& flags) {
   return 0;
 }
 
+// The StoreControl address of `member`, from the peers file that
+// ProcessCluster writes into its directory.
+std::string AddressOf(const std::filesystem::path& dir, uint64_t member) {
+  std::ifstream in(dir / "peers");
+  uint64_t id;
+  std::string address;
+  while (in >> id >> address) {
+    if (id == member) return address;
+  }
+  return "";
+}
+
+// `clients` threads each send PutBatch calls of `batch` distinct 1 KiB values
+// to `stub` for `seconds`. Commits count values (each its own command unless
+// `one_transaction`); latencies are per call (the commit latency of a batch).
+Figures BatchLoad(v1::StoreControl::Stub* stub, int clients, int batch, bool one_transaction,
+                  double seconds, const std::string& prefix) {
+  std::string value(1024, 'x');
+  std::vector<Figures> per(clients);
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration<double>(seconds);
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      v1::PutBatchRequest req;
+      req.set_one_transaction(one_transaction);
+      for (int j = 0; j < batch; ++j) req.add_puts()->set_value(value);
+      for (int i = 0; Clock::now() < end; ++i) {
+        std::string key = prefix + std::to_string(t) + "-" + std::to_string(i) + "-";
+        for (int j = 0; j < batch; ++j) req.mutable_puts(j)->set_key(key + std::to_string(j));
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(10000));
+        v1::PutBatchReply reply;
+        auto t0 = Clock::now();
+        grpc::Status s = stub->PutBatch(&ctx, req, &reply);
+        if (!s.ok()) {
+          per[t].errors += batch;
+          continue;
+        }
+        for (const auto& r : reply.results()) {
+          if (r.code() == 0) {
+            ++per[t].commits;
+          } else {
+            ++per[t].errors;
+          }
+        }
+        per[t].latencies_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  Figures f;
+  f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (auto& p : per) {
+    f.commits += p.commits;
+    f.errors += p.errors;
+    f.latencies_ms.insert(f.latencies_ms.end(), p.latencies_ms.begin(), p.latencies_ms.end());
+  }
+  std::sort(f.latencies_ms.begin(), f.latencies_ms.end());
+  return f;
+}
+
+// One row of the batch mode on a fresh cluster, so that every row starts from
+// an empty state (the state, and with it the cost of each snapshot, grows with
+// every value written).
+bool BatchRow(double seconds, int clients, int batch, bool one_transaction,
+              const std::vector<std::string>& flags) {
+  auto before = ClusterDirs();
+  ProcessCluster c(flags);
+  std::optional<std::filesystem::path> dir;
+  for (const auto& d : ClusterDirs()) {
+    if (!before.count(d)) dir = d;
+  }
+  if (!dir) {
+    std::fprintf(stderr, "cannot find the cluster's directory\n");
+    return false;
+  }
+  if (!StartAll(c)) return false;
+  uint64_t leader = c.Leader();
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(-1);
+  args.SetMaxReceiveMessageSize(-1);
+  auto stub = v1::StoreControl::NewStub(
+      grpc::CreateCustomChannel(AddressOf(*dir, leader), grpc::InsecureChannelCredentials(), args));
+  char name[64];
+  std::snprintf(name, sizeof name, "batch %d, %s", batch,
+                one_transaction ? "1 txn" : "1 entry each");
+  Figures f = BatchLoad(stub.get(), clients, batch, one_transaction, seconds, "k");
+  Print(name, f);
+  auto st = c.Status(leader);
+  if (c.Leader() != leader) std::printf("  leadership moved during the load\n");
+  if (st) {
+    std::printf("  leader: commit %llu, last snapshot at %llu\n",
+                static_cast<unsigned long long>(st->commit()),
+                static_cast<unsigned long long>(st->snapshot_index()));
+  }
+  std::fflush(stdout);
+  return true;
+}
+
+int RunBatch(double seconds, int clients, const std::vector<std::string>& flags) {
+  std::printf(
+      "%d clients, PutBatch of 1 KiB values to the leader, a fresh cluster per row; commits "
+      "count values, latency is per batch\n",
+      clients);
+  for (bool one : {false, true}) {
+    for (int batch : {16, 64, 256}) {
+      if (!BatchRow(seconds, clients, batch, one, flags)) return 1;
+    }
+  }
+  return 0;
+}
+
 int RunDefault(double seconds, const std::vector<std::string>& flags) {
   // Default timings (100 ms heartbeat, 1-2 s election) unless flags follow.
   ProcessCluster c(flags);
@@ -388,6 +510,12 @@ int main(int argc, char** argv) {
     if (mode == "failover") {
       int runs = argc > 2 ? std::stoi(argv[2]) : 5;
       return RunFailover(runs, std::vector<std::string>(argv + std::min(argc, 3), argv + argc));
+    }
+    if (mode == "batch") {
+      double seconds = argc > 2 ? std::atof(argv[2]) : 3;
+      int clients = argc > 3 ? std::stoi(argv[3]) : 4;
+      return RunBatch(seconds, clients,
+                      std::vector<std::string>(argv + std::min(argc, 4), argv + argc));
     }
     if (mode == "catchup") {
       size_t objects = argc > 2 ? std::stoull(argv[2]) : 100000;

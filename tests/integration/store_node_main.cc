@@ -6,7 +6,13 @@
 //   shoal_store_node --id 1 --data DIR --listen 127.0.0.1:0 --peers 1,2,3
 //                    --peers-file FILE [--tick-ms 10] [--heartbeat-ticks 10]
 //                    [--election-ticks 100] [--snapshot-every 10000]
-//                    [--snapshot-keep 1000]
+//                    [--snapshot-keep 1000] [--snapshot-log-ratio 0]
+//                    [--early-appends 1]
+//
+// --snapshot-log-ratio R (ReplicatedStoreOptions::snapshot_log_ratio) also
+// waits for R times the last snapshot's size of applied commands between
+// snapshots. --early-appends 0 makes the leader persist its entries before sending them
+// (ReplicatedStoreOptions::leader_appends_before_persist), for comparison.
 //
 // Prints "LISTENING <port>" once serving. FILE holds "<id> <host:port>" lines
 // and is re-read while a peer's address is unknown or stale, so peers may start
@@ -14,6 +20,7 @@
 // dies cannot leave it running.
 
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -26,6 +33,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "shoal/raft/leveldb_storage.h"
 #include "shoal/store/persistent_state.h"
@@ -54,6 +62,8 @@ struct Flags {
   int election_ticks = 100;
   uint64_t snapshot_every = 10000;
   uint64_t snapshot_keep = 1000;
+  bool early_appends = true;
+  double snapshot_log_ratio = 0;
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -82,6 +92,10 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->snapshot_every = std::stoull(v);
     } else if (k == "--snapshot-keep") {
       f->snapshot_keep = std::stoull(v);
+    } else if (k == "--snapshot-log-ratio") {
+      f->snapshot_log_ratio = std::stod(v);
+    } else if (k == "--early-appends") {
+      f->early_appends = v != "0";
     } else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return false;
@@ -139,13 +153,8 @@ class ControlService final : public v1::StoreControl::CallbackService {
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const v1::PutRequest* req,
                                 v1::PutReply* reply) override {
     auto* reactor = ctx->DefaultReactor();
-    v1::Config c;
-    c.mutable_meta()->set_id(req->key());
-    c.mutable_meta()->set_version(req->expected_version());
-    c.mutable_spec()->set_name(req->key());
-    c.mutable_spec()->set_data(req->value());
     shoal::store::Txn txn;
-    txn.Put(c);
+    txn.Put(ConfigFor(*req));
     auto now = std::chrono::system_clock::now().time_since_epoch();
     v1::Command cmd = std::move(txn).Build(
         "store-node", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
@@ -154,6 +163,53 @@ class ControlService final : public v1::StoreControl::CallbackService {
         reply->set_index(index);
         reactor->Finish(ToGrpc(s));
       });
+    });
+    return reactor;
+  }
+
+  // Every put of the batch is proposed in one loop task, so all of them land
+  // in the same Raft Ready: one fsync and one AppendEntries per follower.
+  grpc::ServerUnaryReactor* PutBatch(grpc::CallbackServerContext* ctx,
+                                     const v1::PutBatchRequest* req,
+                                     v1::PutBatchReply* reply) override {
+    auto* reactor = ctx->DefaultReactor();
+    int n = req->puts_size();
+    for (int i = 0; i < n; ++i) reply->add_results();
+    if (n == 0) {
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+    bool one = req->one_transaction();
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+    // Built on the gRPC thread, off the loop.
+    std::vector<v1::Command> cmds;
+    shoal::store::Txn txn;
+    for (const auto& p : req->puts()) {
+      txn.Put(ConfigFor(p));
+      if (!one) {
+        cmds.push_back(std::move(txn).Build("store-node", now_ns));
+        txn = shoal::store::Txn();
+      }
+    }
+    if (one) cmds.push_back(std::move(txn).Build("store-node", now_ns));
+    Post(reactor, [this, reactor, reply, one, cmds = std::move(cmds)]() mutable {
+      // Callbacks run on the loop thread only, so a plain counter is enough.
+      auto remaining = std::make_shared<size_t>(cmds.size());
+      for (size_t i = 0; i < cmds.size(); ++i) {
+        node_->store->Propose(std::move(cmds[i]), [reactor, reply, remaining, one, i](
+                                                      shoal::Status s, uint64_t index) {
+          grpc::Status g = ToGrpc(s);
+          for (int j = one ? 0 : static_cast<int>(i);
+               j < (one ? reply->results_size() : static_cast<int>(i) + 1); ++j) {
+            v1::PutResult* r = reply->mutable_results(j);
+            r->set_index(s.ok() ? index : 0);
+            r->set_code(static_cast<int32_t>(g.error_code()));
+            r->set_message(g.error_message());
+          }
+          if (--*remaining == 0) reactor->Finish(grpc::Status::OK);
+        });
+      }
     });
     return reactor;
   }
@@ -196,6 +252,16 @@ class ControlService final : public v1::StoreControl::CallbackService {
   }
 
  private:
+  // Key k is the Config object with id and name k.
+  static v1::Config ConfigFor(const v1::PutRequest& req) {
+    v1::Config c;
+    c.mutable_meta()->set_id(req.key());
+    c.mutable_meta()->set_version(req.expected_version());
+    c.mutable_spec()->set_name(req.key());
+    c.mutable_spec()->set_data(req.value());
+    return c;
+  }
+
   // Runs `task` on the loop, or answers UNAVAILABLE when the node is stopping.
   void Post(grpc::ServerUnaryReactor* reactor, std::function<void()> task) {
     bool posted = node_->loop->Post([this, reactor, task = std::move(task)] {
@@ -244,6 +310,8 @@ int Run(const Flags& f) {
   options.raft.election_ticks = f.election_ticks;
   options.snapshot_every = f.snapshot_every;
   options.snapshot_keep = f.snapshot_keep;
+  options.leader_appends_before_persist = f.early_appends;
+  options.snapshot_log_ratio = f.snapshot_log_ratio;
   shoal::store::ReplicatedStoreDeps deps{raft_disk->get(), applied->get(), &transport, &random};
   auto store = ReplicatedStore::Open(options, deps);
   if (!store.ok()) {
@@ -296,13 +364,20 @@ int Run(const Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large buffers (messages and write batches of a few hundred KiB) would
+  // otherwise each get fresh pages from mmap, or have the heap trimmed under
+  // them, and the page faults that follow cost more than the work itself.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_ARENA_MAX, 1);
   Flags f;
   try {
     if (!ParseFlags(argc, argv, &f)) {
       std::fprintf(stderr,
                    "usage: shoal_store_node --id N --data DIR --peers 1,2,3 --peers-file FILE "
                    "[--listen ADDR] [--tick-ms 10] [--heartbeat-ticks 10] [--election-ticks 100] "
-                   "[--snapshot-every 10000] [--snapshot-keep 1000]\n");
+                   "[--snapshot-every 10000] [--snapshot-keep 1000] [--snapshot-log-ratio 0] "
+                   "[--early-appends 1]\n");
       return 2;
     }
   } catch (const std::exception& e) {

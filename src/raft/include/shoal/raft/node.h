@@ -9,7 +9,9 @@
 //     if (HasReady()) {
 //       Ready rd = GetReady();
 //       storage.Save(rd.ToWrite());        // 1. persist (sync if rd.must_sync)
-//       send rd.messages;                  // 2. only after step 1
+//       send rd.messages;                  // 2. only after step 1 (a leader's
+//                                          //    appends may go first: see
+//                                          //    Ready::MaySendBeforePersist)
 //       install rd.snapshot, apply rd.committed_entries, serve rd.read_states;
 //       Advance(rd);                       // 3.
 //     }
@@ -57,12 +59,25 @@ struct Ready {
   bool must_sync = false;
   // Entries to apply to the state machine, in order.
   std::vector<Entry> committed_entries;
-  // Send after persisting.
+  // Send after persisting, except those for which MaySendBeforePersist holds.
   std::vector<Message> messages;
+  // Set when this member leads and the Ready changes neither term nor vote
+  // (nor carries a received snapshot).
+  bool leader_appends_early = false;
   // Completed ReadIndex requests.
   std::vector<ReadState> read_states;
 
   StorageWrite ToWrite() const;
+
+  // True for a leader's AppendEntries when leader_appends_early: the driver may
+  // send it before (in parallel with) persisting this Ready. Safe because the
+  // leader counts its own entries toward the commit quorum only in Advance,
+  // once they are persisted, and its term and vote are already durable (Ongaro's
+  // thesis 10.2.1; etcd does the same). Every other message (votes,
+  // acknowledgements, read responses) must wait for the write.
+  bool MaySendBeforePersist(const Message& m) const {
+    return leader_appends_early && m.type() == shoal::v1::MSG_APP;
+  }
 };
 
 struct NodeStatus {

@@ -7,8 +7,9 @@
 //   inputs  Tick() every raft tick_interval, Step() each received message,
 //           Propose() writes, Read() linearizable reads
 //   then    Process(): for each Ready, in order
+//             0. a leader sends its AppendEntries (in parallel with step 1)
 //             1. persist raft entries and hard state (fsync when Ready says)
-//             2. send the messages through the Transport
+//             2. send the other messages through the Transport
 //             3. install a received snapshot (State::Restore, PersistentState::Reset)
 //             4. apply committed entries (State::Apply), collecting events
 //             5. PersistentState::Commit once for the batch, WatchLog::Append
@@ -44,6 +45,11 @@ struct ReplicatedStoreOptions {
   raft::Config raft;
   // Take a snapshot (and compact the log) every this many applied entries.
   uint64_t snapshot_every = 10000;
+  // When > 0, a snapshot also waits until the command bytes applied since the
+  // last one reach this multiple of that snapshot's size, so that serialising
+  // a large state costs O(1) per byte written instead of growing with the
+  // state (LogCabin's rule). More log is then kept between snapshots.
+  double snapshot_log_ratio = 0;
   // Entries kept below a snapshot, so a follower slightly behind needs no snapshot.
   uint64_t snapshot_keep = 1000;
   // Events kept for watchers that fall behind.
@@ -51,6 +57,9 @@ struct ReplicatedStoreOptions {
   // Fsync the applied-state batch. Off by default: a lost batch is replayed
   // from the Raft log (which is synced) at restart, so syncing buys nothing.
   bool sync_applied = false;
+  // A leader sends its AppendEntries before persisting the same entries, so
+  // its fsync and the followers' overlap (raft::Ready::MaySendBeforePersist).
+  bool leader_appends_before_persist = true;
   // A proposal or read still pending after this many ticks fails with
   // kUnavailable (its message to the leader may have been lost). 0: 3 election
   // timeouts.
@@ -161,6 +170,8 @@ class ReplicatedStore {
   uint64_t ticks_ = 0;
   uint64_t request_timeout_ = 0;
   uint64_t snapshot_index_ = 0;
+  uint64_t snapshot_bytes_ = 0;       // size of the last snapshot's data
+  uint64_t applied_since_bytes_ = 0;  // entry bytes applied since that snapshot
   uint64_t last_term_ = 0;
   uint64_t last_leader_ = 0;
   std::string id_prefix_;  // "<member>-<random>-": unique across restarts
