@@ -1,19 +1,45 @@
 #!/usr/bin/env bash
-# The main job of README.md: installs the packages, builds shoal and shows what
-# deploying stacks/demo would do. (A deploy on a local dev cluster arrives with
-# the cluster; until then the plan is made against an empty cluster.)
+# The main job of README.md: installs the packages, builds shoal, starts a
+# one-node dev cluster (`shoal daemon --dev`, tasks as host processes), deploys
+# stacks/demo for real, waits until it converges and shows `shoal stack ps`.
+# The daemon and its tasks are stopped at the end unless SHOAL_DEMO_KEEP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-SHOAL=${SHOAL_BUILD_DIR:-build}/src/cli/shoal
-echo "== shoal config -c stacks/demo/stack.yml"
-"$SHOAL" config -c stacks/demo/stack.yml
-echo "== shoal deploy --dry-run stacks/demo/stack.yml"
-set +e
-"$SHOAL" deploy --dry-run stacks/demo/stack.yml
-rc=$?
-set -e
-# Exit codes of a plan: 0 no change, 2 changes, 1 error.
-if [[ $rc -eq 1 ]]; then exit 1; fi
-exit 0
+SHOAL=$(pwd)/${SHOAL_BUILD_DIR:-build}/src/cli/shoal
+RUN=$(mktemp -d /tmp/shoal-demo-XXXXXX)
+SOCK=$RUN/shoal.sock
+export SHOAL_HOST=unix://$SOCK
+
+echo "== shoal daemon --dev"
+"$SHOAL" daemon --dev --socket "$SOCK" >"$RUN/daemon.out" 2>"$RUN/daemon.log" &
+DAEMON=$!
+stop() {
+  if [[ ${SHOAL_DEMO_KEEP:-0} != 1 ]]; then
+    "$SHOAL" stack rm demo >/dev/null 2>&1 || true
+    kill -TERM "$DAEMON" 2>/dev/null || true
+    wait "$DAEMON" 2>/dev/null || true
+    rm -rf "$RUN"
+  else
+    echo "daemon left running (pid $DAEMON); SHOAL_HOST=$SHOAL_HOST"
+  fi
+}
+trap stop EXIT
+# Wait (bounded) for the daemon to say it is ready.
+for _ in $(seq 1 100); do
+  grep -q READY "$RUN/daemon.out" 2>/dev/null && break
+  kill -0 "$DAEMON" 2>/dev/null || { cat "$RUN/daemon.log"; exit 1; }
+  sleep 0.1
+done
+grep -q READY "$RUN/daemon.out" || { echo "daemon did not start"; cat "$RUN/daemon.log"; exit 1; }
+cat "$RUN/daemon.log"
+
+echo "== shoal deploy stacks/demo/stack.yml"
+"$SHOAL" deploy --timeout 60 stacks/demo/stack.yml
+echo "== shoal stack ps demo"
+"$SHOAL" stack ps demo
+echo "== shoal service ls"
+"$SHOAL" service ls
+echo "== curl http://127.0.0.1:8080/ (served by the web task)"
+busybox wget -q -O - http://127.0.0.1:8080/ | head -5 || true

@@ -8,8 +8,14 @@ int main(int argc, char** argv) {
   CLI::App app{"shoal: deploy compose-style stacks to a cluster", "shoal"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "shoal 0.1.0");
+  std::string host;
+  app.add_option("-H,--host", host,
+                 "Daemon to talk to: unix:///path/shoal.sock or tcp://host:port "
+                 "(default: $SHOAL_HOST, else the local daemon's socket)");
   int exit_code = 0;
-  shoal::cli::AddStackCommands(app, &exit_code);
+  shoal::cli::AddStackCommands(app, &host, &exit_code);
+  shoal::cli::AddClusterCommands(app, &host, &exit_code);
+  shoal::cli::AddWorkloadCommands(app, &host, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,4 +1,6 @@
-// Verbs that work on stack files alone: config, diff and deploy --dry-run.
+// Verbs on stack files: config and diff (offline), and deploy (to the cluster;
+// its --dry-run falls back to a plan against an empty cluster when no daemon
+// answers).
 
 #include <unistd.h>
 
@@ -82,7 +84,7 @@ int PrintPlan(const Result<plan::Plan>& p, const std::string& format) {
 
 }  // namespace
 
-void AddStackCommands(CLI::App& app, int* exit_code) {
+void AddStackCommands(CLI::App& app, const std::string* host, int* exit_code) {
   // ---- config ----
   {
     auto* cmd = app.add_subcommand(
@@ -137,19 +139,26 @@ void AddStackCommands(CLI::App& app, int* exit_code) {
   // ---- deploy ----
   {
     auto* cmd = app.add_subcommand(
-        "deploy", "Deploy a stack (for now: --dry-run, the plan against an empty cluster)");
+        "deploy", "Deploy a stack and wait until it runs (or --dry-run: show the plan)");
     auto flags = std::make_shared<FileFlags>();
-    auto format = std::make_shared<std::string>("text");
+    auto dflags = std::make_shared<DeployFlags>();
     auto stack_arg = std::make_shared<std::string>();
-    auto dry_run = std::make_shared<bool>(false);
     AddFileFlags(cmd, flags.get());
     cmd->add_option(
         "STACK", *stack_arg,
         "Stack name (default: the file's `name`, else its directory); a path to a stack "
         "file is taken as -c FILE");
-    cmd->add_flag("--dry-run", *dry_run,
+    cmd->add_flag("--dry-run", dflags->dry_run,
                   "Print the plan and change nothing (exit 0: no changes, 2: changes, 1: error)");
-    cmd->add_option("--format", *format, "Plan format")->check(CLI::IsMember({"text", "json"}));
+    cmd->add_flag("--prune", dflags->prune,
+                  "Remove services, networks, secrets and configs the stack no longer declares");
+    cmd->add_flag("-d,--detach", dflags->detach, "Return once accepted; do not wait");
+    cmd->add_option("--timeout", dflags->timeout_s, "Seconds to wait for convergence")
+        ->capture_default_str();
+    cmd->add_option("--check-version", dflags->check_version,
+                    "Refuse unless the stack is at this revision (0: no check)");
+    cmd->add_option("--format", dflags->format, "Plan format")
+        ->check(CLI::IsMember({"text", "json"}));
     cmd->callback([=] {
       FileFlags f = *flags;
       std::string name = *stack_arg;
@@ -158,17 +167,24 @@ void AddStackCommands(CLI::App& app, int* exit_code) {
         f.files = {name};
         name.clear();
       }
-      if (!*dry_run) {
-        std::cerr << "error: there is no cluster to deploy to yet; use --dry-run to see the plan\n";
-        *exit_code = 1;
-        return;
-      }
-      LoadResult r = stack::Load(OptionsFor(f, name, true));
+      stack::LoadOptions lo = OptionsFor(f, name, true);
+      LoadResult r = stack::Load(lo);
       if (!LoadOrReport(r)) {
         *exit_code = 1;
         return;
       }
-      *exit_code = PrintPlan(plan::Diff(nullptr, r->spec), *format);
+      bool unreachable = false;
+      *exit_code = DeployToCluster(*host, r->spec, lo.files, *dflags, &unreachable);
+      if (!unreachable) return;
+      if (!dflags->dry_run) {
+        std::cerr << "error: no shoal daemon answers at "
+                  << (host->empty() ? std::string("the default socket") : *host)
+                  << "; start one (shoal daemon --dev) or pass --host\n";
+        *exit_code = 1;
+        return;
+      }
+      std::cerr << "note: no cluster reachable; planning against an empty cluster\n";
+      *exit_code = PrintPlan(plan::Diff(nullptr, r->spec), dflags->format);
     });
   }
 }

@@ -1,5 +1,7 @@
 #include "shoal/store/state.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 namespace shoal::store {
 
 namespace {
@@ -122,6 +124,11 @@ Status State::Check(const Mutation& m, const std::map<std::string, std::string>&
   const Mutation* cur = Get(*kind, meta->id());
   uint64_t have = cur ? MetaOf(*cur)->version() : 0;
   std::string what = std::string(KindName(*kind)) + " " + meta->id();
+  if (m.op() == Mutation::OP_TASK_STATUS) {
+    // Applied as a merge without a version: an agent's report never conflicts.
+    if (*kind != Kind::kTask) return InvalidArgument("OP_TASK_STATUS on a " + what);
+    return Status::Ok();
+  }
   if (m.op() == Mutation::OP_DELETE) {
     if (!cur) return {Code::kNotFound, what + " does not exist"};
     if (m.expected_version() != 0 && m.expected_version() != have) {
@@ -191,6 +198,21 @@ Status State::Apply(uint64_t index, const v1::Command& command, std::vector<Even
     auto it = t.objects.find(id);
     Event ev;
     ev.version = index;
+    if (m.op() == Mutation::OP_TASK_STATUS) {
+      // A report for a task that is gone, older than what is known, or equal
+      // to it changes nothing: states only move forward (objects.proto).
+      if (it == t.objects.end()) continue;
+      v1::Task* task = it->second.mutable_task();
+      const v1::TaskStatus& next = m.task().status();
+      if (next.state() < task->status().state()) continue;
+      if (google::protobuf::util::MessageDifferencer::Equals(next, task->status())) continue;
+      *task->mutable_status() = next;
+      task->mutable_meta()->set_version(index);
+      task->mutable_meta()->set_updated_at_ns(command.proposed_at_ns());
+      ev.mutation = it->second;
+      if (events) events->push_back(std::move(ev));
+      continue;
+    }
     if (m.op() == Mutation::OP_DELETE) {
       Index(kind, it->second, false);
       ev.mutation = it->second;

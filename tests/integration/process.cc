@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,8 @@ std::optional<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& 
   pid_t pid = fork();
   if (pid < 0) return std::nullopt;
   if (pid == 0) {
+    // Die with the test, even if it is killed: nothing may outlive it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(in[0], 0);
     dup2(out[1], 1);
     execv(args[0], args.data());

@@ -38,6 +38,14 @@ class Txn {
     *KindTraits<T>::Mutable(m) = object;
   }
 
+  // Records an agent's report on a task: merged by State::Apply only if it
+  // moves the task's state forward (Mutation::OP_TASK_STATUS), never a conflict.
+  void SetTaskStatus(const std::string& task_id, const v1::TaskStatus& status) {
+    v1::Mutation* m = command_.mutable_transaction()->add_mutations();
+    m->set_op(v1::Mutation::OP_TASK_STATUS);
+    m->mutable_task()->mutable_meta()->set_id(task_id);
+    *m->mutable_task()->mutable_status() = status;
+  }
   bool empty() const { return command_.transaction().mutations_size() == 0; }
   size_t size() const { return command_.transaction().mutations_size(); }
 

@@ -1,0 +1,303 @@
+#include "shoal/agent/agent.h"
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <chrono>
+
+namespace shoal::agent {
+namespace {
+
+constexpr char kTaskPrefix[] = "task/";
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool Terminal(v1::TaskState s) { return s >= v1::TASK_COMPLETE; }
+
+}  // namespace
+
+Agent::Agent(const AgentOptions& options, executor::Executor* executor, DispatcherClient* client)
+    : options_(options), executor_(executor), client_(client), period_(options.heartbeat_period) {}
+
+Result<std::unique_ptr<Agent>> Agent::Open(const AgentOptions& options,
+                                           executor::Executor* executor, DispatcherClient* client) {
+  std::unique_ptr<Agent> agent(new Agent(options, executor, client));
+  if (Status s = agent->Load(); !s.ok()) return s;
+  return agent;
+}
+
+Agent::~Agent() { Stop(); }
+
+Status Agent::Load() {
+  leveldb::Options o;
+  o.create_if_missing = true;
+  o.paranoid_checks = true;
+  std::string path = options_.data_dir + "/agent";
+  leveldb::DB* db = nullptr;
+  leveldb::Status s = leveldb::DB::Open(o, path, &db);
+  if (!s.ok()) {
+    return {s.IsCorruption() ? Code::kCorruption : Code::kIo,
+            "agent database " + path + ": " + s.ToString()};
+  }
+  db_.reset(db);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(kTaskPrefix); it->Valid() && it->key().starts_with(kTaskPrefix); it->Next()) {
+    v1::Task t;
+    if (!t.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return {Code::kCorruption,
+              "agent database " + path + ": unreadable task " + it->key().ToString()};
+    }
+    tasks_[t.meta().id()] = std::move(t);
+  }
+  return Status::Ok();
+}
+
+void Agent::Persist(const v1::Task& task) {
+  // Not synced: a lost write only means the executor's adoption finds a task
+  // the agent does not remember, which the next full assignment set settles.
+  (void)db_->Put(leveldb::WriteOptions(), kTaskPrefix + task.meta().id(), task.SerializeAsString());
+}
+
+void Agent::Forget(const std::string& task_id) {
+  (void)db_->Delete(leveldb::WriteOptions(), kTaskPrefix + task_id);
+}
+
+void Agent::Start() {
+  poll_thread_ = std::thread([this] { PollLoop(); });
+  work_thread_ = std::thread([this] { WorkLoop(); });
+}
+
+void Agent::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  client_->Cancel();
+  if (poll_thread_.joinable()) poll_thread_.join();
+  if (work_thread_.joinable()) work_thread_.join();
+}
+
+size_t Agent::task_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tasks_.size();
+}
+
+Result<std::string> Agent::Logs(const std::string& task_id, uint64_t offset, size_t max_bytes) {
+  std::lock_guard<std::mutex> lock(exec_mu_);
+  return executor_->Logs(task_id, offset, max_bytes);
+}
+
+void Agent::PollLoop() {
+  uint64_t generation = 0;
+  std::string session;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      // Wait for a session from the heartbeat before asking.
+      cv_.wait_for(lock, std::chrono::milliseconds(200),
+                   [&] { return stopping_ || !session_id_.empty(); });
+      if (stopping_) return;
+      if (session_id_.empty()) continue;
+      if (session_id_ != session) {
+        session = session_id_;
+        generation = 0;  // a new session starts with a full set
+      }
+    }
+    v1::AssignmentsRequest req;
+    req.set_node_id(options_.node_id);
+    req.set_session_id(session);
+    req.set_known_generation(generation);
+    auto reply = client_->Assignments(req);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) return;
+    if (!reply.ok()) {
+      // The session is gone (new leader): heartbeat again for a new one.
+      if (reply.error().code() != Code::kUnavailable) session_id_.clear();
+      generation = 0;
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
+      continue;
+    }
+    if (reply->generation() != 0) generation = reply->generation();
+    if (reply->full() || reply->tasks_size() > 0 || reply->removed_size() > 0) {
+      inbox_.push_back(std::move(reply).value());
+      cv_.notify_all();
+    }
+  }
+}
+
+void Agent::Apply(const v1::AssignmentsReply& reply) {
+  for (const auto& s : reply.secrets()) secrets_[s.name()] = s.data();
+  for (const auto& c : reply.configs()) configs_[c.name()] = c.data();
+  if (reply.full()) {
+    std::map<std::string, v1::Task> next;
+    for (const auto& t : reply.tasks()) next[t.meta().id()] = t;
+    for (const auto& [id, t] : tasks_) {
+      if (!next.count(id)) Forget(id);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_ = std::move(next);
+    }
+    for (const auto& [id, t] : tasks_) Persist(t);
+    have_full_set_ = true;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& t : reply.tasks()) {
+    tasks_[t.meta().id()] = t;
+    Persist(t);
+  }
+  for (const auto& id : reply.removed()) {
+    tasks_.erase(id);
+    Forget(id);
+  }
+}
+
+// Makes the executor match the assignments: start what should run, stop what
+// should not, and remove what is no longer assigned once it has exited.
+void Agent::Reconcile() {
+  std::lock_guard<std::mutex> exec_lock(exec_mu_);
+  std::map<std::string, executor::Observed> seen = executor_->Poll();
+  for (const auto& [id, task] : tasks_) {
+    auto it = seen.find(id);
+    bool known = it != seen.end();
+    bool exited = known && Terminal(it->second.state);
+    bool should_run =
+        task.desired_state() <= v1::TASK_RUNNING ||
+        (task.desired_state() == v1::TASK_COMPLETE && task.status().state() < v1::TASK_COMPLETE);
+    if (should_run && !known && !Terminal(task.status().state()) && !started_[id]) {
+      std::vector<executor::TaskFile> files;
+      for (const auto& ref : task.spec().secrets()) {
+        executor::TaskFile f;
+        f.target = ref.target().empty() ? "/run/secrets/" + ref.source() : ref.target();
+        f.data = secrets_[ref.name()];
+        f.mode = ref.mode() ? ref.mode() : 0444;
+        f.secret = true;
+        files.push_back(std::move(f));
+      }
+      for (const auto& ref : task.spec().configs()) {
+        executor::TaskFile f;
+        f.target = ref.target().empty() ? "/" + ref.source() : ref.target();
+        f.data = configs_[ref.name()];
+        f.mode = ref.mode() ? ref.mode() : 0444;
+        files.push_back(std::move(f));
+      }
+      started_[id] = true;
+      Status s = executor_->Start(task, files);
+      v1::TaskStatus st;
+      st.set_timestamp_ns(NowNs());
+      if (s.ok()) {
+        st.set_state(v1::TASK_STARTING);
+        st.set_message("starting");
+      } else {
+        st.set_state(v1::TASK_REJECTED);
+        st.set_message("rejected");
+        st.set_error(s.message());
+      }
+      observed_[id] = st;
+      report_now_ = true;
+      continue;
+    }
+    if (!should_run && known && !exited) {
+      int64_t grace = 10'000'000'000;
+      if (task.spec().stop_grace_period_ns() > 0) grace = task.spec().stop_grace_period_ns();
+      (void)executor_->Stop(id, std::chrono::nanoseconds(grace));
+    }
+  }
+  // Strays: running here but not assigned. Only with a full set in hand, so a
+  // restarted agent does not kill what the managers still want.
+  for (const auto& [id, obs] : seen) {
+    if (tasks_.count(id)) continue;
+    if (!have_full_set_) continue;
+    if (!Terminal(obs.state)) {
+      (void)executor_->Stop(id, std::chrono::seconds(10));
+    } else {
+      (void)executor_->Remove(id);
+      started_.erase(id);
+      observed_.erase(id);
+    }
+  }
+  for (const auto& [id, obs] : seen) {
+    if (!tasks_.count(id)) continue;
+    v1::TaskStatus st;
+    st.set_state(obs.state);
+    st.set_exit_code(obs.exit_code);
+    st.set_message(obs.message);
+    st.set_error(obs.error);
+    st.set_container_id(obs.container_id);
+    auto prev = observed_.find(id);
+    if (prev != observed_.end() && prev->second.state() == st.state() &&
+        prev->second.message() == st.message() && prev->second.error() == st.error()) {
+      continue;
+    }
+    st.set_timestamp_ns(NowNs());
+    observed_[id] = st;
+    report_now_ = true;
+  }
+}
+
+void Agent::SendHeartbeat() {
+  v1::HeartbeatRequest req;
+  req.set_node_id(options_.node_id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    req.set_session_id(session_id_);
+  }
+  *req.mutable_description() = options_.description;
+  // Every task's latest status, each time: the dispatcher drops what it
+  // already has, and a report lost with a failed call is simply sent again.
+  for (const auto& [id, st] : observed_) {
+    if (!tasks_.count(id)) continue;
+    v1::TaskStatusUpdate* u = req.add_updates();
+    u->set_task_id(id);
+    *u->mutable_status() = st;
+  }
+  auto reply = client_->Heartbeat(req);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!reply.ok()) {
+    connected_ = false;
+    if (reply.error().code() == Code::kNotFound) removed_ = true;
+    return;
+  }
+  connected_ = true;
+  if (reply->period_ns() > 0) {
+    period_ = std::chrono::milliseconds(reply->period_ns() / 1'000'000);
+  }
+  if (reply->session_id() != session_id_) {
+    session_id_ = reply->session_id();
+    cv_.notify_all();
+  }
+}
+
+void Agent::WorkLoop() {
+  auto next_poll = std::chrono::steady_clock::now();
+  while (true) {
+    std::vector<v1::AssignmentsReply> inbox;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_until(lock, std::min(next_poll, next_heartbeat_),
+                     [&] { return stopping_ || !inbox_.empty(); });
+      if (stopping_) return;
+      inbox.swap(inbox_);
+    }
+    for (const auto& r : inbox) Apply(r);
+    auto now = std::chrono::steady_clock::now();
+    if (!inbox.empty() || now >= next_poll) {
+      Reconcile();
+      next_poll = now + options_.poll_interval;
+    }
+    if (report_now_ || now >= next_heartbeat_) {
+      report_now_ = false;
+      SendHeartbeat();
+      std::lock_guard<std::mutex> lock(mu_);
+      next_heartbeat_ = std::chrono::steady_clock::now() + period_;
+    }
+  }
+}
+
+}  // namespace shoal::agent

@@ -1,0 +1,116 @@
+#include "shoal/agent/grpc_dispatcher_client.h"
+
+#include <chrono>
+
+namespace shoal::agent {
+namespace {
+
+Status FromGrpc(const grpc::Status& s, const std::string& addr) {
+  Code code = Code::kUnavailable;
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) code = Code::kNotFound;
+  if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) code = Code::kFailedPrecondition;
+  if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED) code = Code::kInvalidArgument;
+  return {code, "manager " + addr + ": " + s.error_message()};
+}
+
+}  // namespace
+
+GrpcDispatcherClient::GrpcDispatcherClient(std::vector<std::string> managers)
+    : managers_(std::move(managers)) {}
+
+std::vector<std::string> GrpcDispatcherClient::managers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return managers_;
+}
+
+std::shared_ptr<v1::Dispatcher::Stub> GrpcDispatcherClient::Current(std::string* addr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (managers_.empty()) return nullptr;
+  *addr = managers_[current_ % managers_.size()];
+  auto& stub = stubs_[*addr];
+  if (!stub) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    stub = v1::Dispatcher::NewStub(
+        grpc::CreateCustomChannel(*addr, grpc::InsecureChannelCredentials(), args));
+  }
+  return stub;
+}
+
+void GrpcDispatcherClient::Failed(const std::string& addr, const grpc::Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (managers_.empty()) return;
+  // "not the leader; leader at ADDR": go there directly.
+  const std::string& msg = status.error_message();
+  auto at = msg.find("leader at ");
+  if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION && at != std::string::npos) {
+    std::string leader = msg.substr(at + 10);
+    for (size_t i = 0; i < managers_.size(); ++i) {
+      if (managers_[i] == leader) {
+        current_ = i;
+        return;
+      }
+    }
+    managers_.push_back(leader);
+    current_ = managers_.size() - 1;
+    return;
+  }
+  if (managers_[current_ % managers_.size()] == addr) current_ = (current_ + 1) % managers_.size();
+}
+
+Result<v1::HeartbeatReply> GrpcDispatcherClient::Heartbeat(const v1::HeartbeatRequest& req) {
+  std::string addr;
+  auto stub = Current(&addr);
+  if (!stub) return Status(Code::kUnavailable, "no manager address known");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::HeartbeatReply reply;
+  grpc::Status s = stub->Heartbeat(&ctx, req, &reply);
+  if (!s.ok()) {
+    Failed(addr, s);
+    return FromGrpc(s, addr);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // Learn the managers that joined since; keep the ones we had (one may be
+  // briefly missing from the list while it rejoins).
+  for (const auto& m : reply.managers()) {
+    if (m.addr().empty()) continue;
+    bool have = false;
+    for (const auto& a : managers_) have = have || a == m.addr();
+    if (!have) managers_.push_back(m.addr());
+  }
+  return reply;
+}
+
+Result<v1::AssignmentsReply> GrpcDispatcherClient::Assignments(const v1::AssignmentsRequest& req) {
+  std::string addr;
+  auto stub = Current(&addr);
+  if (!stub) return Status(Code::kUnavailable, "no manager address known");
+  grpc::ClientContext ctx;
+  // The dispatcher answers within a heartbeat period; allow for a slow one.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_) return Status(Code::kUnavailable, "agent stopping");
+    active_.insert(&ctx);
+  }
+  v1::AssignmentsReply reply;
+  grpc::Status s = stub->Assignments(&ctx, req, &reply);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.erase(&ctx);
+  }
+  if (!s.ok()) {
+    Failed(addr, s);
+    return FromGrpc(s, addr);
+  }
+  return reply;
+}
+
+void GrpcDispatcherClient::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  for (auto* ctx : active_) ctx->TryCancel();
+}
+
+}  // namespace shoal::agent

@@ -1,0 +1,118 @@
+#pragma once
+
+// The agent (design.md section 6): runs on every node, holds a session with
+// the leader's dispatcher, receives its node's tasks, makes the executor run
+// what should run and stop what should not, and reports what it observes.
+// It keeps its tasks in a local LevelDB so that after a restart it knows what
+// it ran (the executor adopts the processes) before a manager answers.
+//
+// Threads: Start() spawns two: one long-polls for assignments, one runs the
+// executor and heartbeats. The executor is touched only by the second.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shoal/common/status.h"
+#include "shoal/executor/executor.h"
+#include "shoal/v1/cluster.pb.h"
+
+namespace leveldb {
+class DB;
+}
+
+namespace shoal::agent {
+
+// How the agent reaches the dispatcher. Both calls block (Assignments for up
+// to a heartbeat period or so) and are made from different agent threads, so
+// implementations must be thread-safe.
+class DispatcherClient {
+ public:
+  virtual ~DispatcherClient() = default;
+  // kUnavailable when no manager answers; kNotFound when this node was
+  // removed from the cluster.
+  virtual Result<v1::HeartbeatReply> Heartbeat(const v1::HeartbeatRequest& req) = 0;
+  virtual Result<v1::AssignmentsReply> Assignments(const v1::AssignmentsRequest& req) = 0;
+  // Makes a blocked call return soon (at stop).
+  virtual void Cancel() = 0;
+};
+
+struct AgentOptions {
+  std::string node_id;
+  std::string data_dir;  // the agent's LevelDB lives in <data_dir>/agent
+  v1::NodeDescription description;
+  // Until a heartbeat reply says otherwise.
+  std::chrono::milliseconds heartbeat_period{1000};
+  // How often the executor is polled.
+  std::chrono::milliseconds poll_interval{100};
+};
+
+class Agent {
+ public:
+  // Opens the local database (kIo / kCorruption naming it). Borrowed pointers
+  // must outlive the agent.
+  static Result<std::unique_ptr<Agent>> Open(const AgentOptions& options,
+                                             executor::Executor* executor,
+                                             DispatcherClient* client);
+  // Stops the threads; tasks keep running (they are adopted at the next start).
+  ~Agent();
+
+  void Start();
+  void Stop();
+
+  // For `cluster info` and tests.
+  size_t task_count() const;
+  bool connected() const { return connected_.load(); }
+  // Set once a manager said this node is not in the cluster.
+  bool removed() const { return removed_.load(); }
+
+  // The executor's captured output of a task this node runs.
+  Result<std::string> Logs(const std::string& task_id, uint64_t offset, size_t max_bytes);
+
+ private:
+  Agent(const AgentOptions& options, executor::Executor* executor, DispatcherClient* client);
+  Status Load();
+  void PollLoop();
+  void WorkLoop();
+  void Apply(const v1::AssignmentsReply& reply);
+  void Reconcile();
+  void SendHeartbeat();
+  void Persist(const v1::Task& task);
+  void Forget(const std::string& task_id);
+
+  AgentOptions options_;
+  executor::Executor* executor_;
+  DispatcherClient* client_;
+  std::unique_ptr<leveldb::DB> db_;
+
+  // The executor's contract is one caller at a time; Logs() comes from gRPC.
+  std::mutex exec_mu_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::vector<v1::AssignmentsReply> inbox_;  // from the poll thread
+  std::string session_id_;
+  std::chrono::milliseconds period_;
+
+  // Work-thread state.
+  std::map<std::string, v1::Task> tasks_;                 // assigned, by id
+  std::map<std::string, std::string> secrets_, configs_;  // name -> value, memory only
+  std::map<std::string, v1::TaskStatus> observed_;        // last seen, by task id
+  std::map<std::string, bool> started_;
+  bool have_full_set_ = false;
+  bool report_now_ = false;
+  std::chrono::steady_clock::time_point next_heartbeat_{};
+
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> removed_{false};
+  std::thread poll_thread_, work_thread_;
+};
+
+}  // namespace shoal::agent

@@ -1,0 +1,39 @@
+#pragma once
+
+// How the CLI reaches a daemon: --host, else $SHOAL_HOST, else the local
+// daemon's unix socket in the default data dir.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "shoal/v1/control.grpc.pb.h"
+
+namespace shoal::cli {
+
+// /var/lib/shoal as root, else ~/.shoal.
+std::string DefaultDataDir();
+// "unix://<default data dir>/shoal.sock".
+std::string DefaultHost();
+
+struct Client {
+  std::string host;
+  std::unique_ptr<v1::Control::Stub> stub;
+};
+
+// `host` "" picks $SHOAL_HOST or DefaultHost(). "tcp://h:p" and "h:p" dial TCP.
+Client Connect(const std::string& host);
+
+// A deadline for one call.
+std::unique_ptr<grpc::ClientContext> Context(int seconds = 30);
+
+// Prints "error: <message>" (with a hint when the daemon is not running) and
+// returns 1.
+int Fail(const Client& c, const grpc::Status& s);
+
+// "3 seconds ago" style ages, "running" style states.
+std::string Ago(int64_t then_ns);
+std::string StateName(int state);
+
+}  // namespace shoal::cli

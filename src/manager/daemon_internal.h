@@ -1,0 +1,121 @@
+#pragma once
+
+// The daemon's parts, shared by daemon.cc (lifecycle, membership, dispatcher
+// service) and the Control handlers (control_service.cc, node_service.cc).
+
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include "shoal/agent/agent.h"
+#include "shoal/agent/grpc_dispatcher_client.h"
+#include "shoal/executor/executor.h"
+#include "shoal/manager/daemon.h"
+#include "shoal/manager/manager.h"
+#include "shoal/transport/grpc_transport.h"
+#include "shoal/v1/cluster.grpc.pb.h"
+#include "shoal/v1/control.grpc.pb.h"
+
+namespace shoal::manager {
+
+grpc::Status Grpc(const Status& s);
+grpc::Status NotManager();
+
+class ControlService final : public v1::Control::CallbackService {
+ public:
+  explicit ControlService(Daemon::Impl* d) : d_(d) {}
+
+  grpc::ServerUnaryReactor* Init(grpc::CallbackServerContext*, const v1::InitRequest*,
+                                 v1::InitReply*) override;
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext*, const v1::JoinClusterRequest*,
+                                 v1::JoinClusterReply*) override;
+  grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext*, const v1::LeaveRequest*,
+                                  v1::LeaveReply*) override;
+  grpc::ServerUnaryReactor* JoinToken(grpc::CallbackServerContext*, const v1::JoinTokenRequest*,
+                                      v1::JoinTokenReply*) override;
+  grpc::ServerUnaryReactor* ClusterInfo(grpc::CallbackServerContext*, const v1::ClusterInfoRequest*,
+                                        v1::ClusterInfoReply*) override;
+  grpc::ServerUnaryReactor* Deploy(grpc::CallbackServerContext*, const v1::DeployRequest*,
+                                   v1::DeployReply*) override;
+  grpc::ServerUnaryReactor* ListStacks(grpc::CallbackServerContext*, const v1::ListStacksRequest*,
+                                       v1::ListStacksReply*) override;
+  grpc::ServerUnaryReactor* RemoveStack(grpc::CallbackServerContext*, const v1::RemoveStackRequest*,
+                                        v1::RemoveStackReply*) override;
+  grpc::ServerUnaryReactor* StackHistory(grpc::CallbackServerContext*,
+                                         const v1::StackHistoryRequest*,
+                                         v1::StackHistoryReply*) override;
+  grpc::ServerUnaryReactor* ListServices(grpc::CallbackServerContext*,
+                                         const v1::ListServicesRequest*,
+                                         v1::ListServicesReply*) override;
+  grpc::ServerUnaryReactor* ScaleService(grpc::CallbackServerContext*,
+                                         const v1::ScaleServiceRequest*,
+                                         v1::ScaleServiceReply*) override;
+  grpc::ServerUnaryReactor* RemoveService(grpc::CallbackServerContext*,
+                                          const v1::RemoveServiceRequest*,
+                                          v1::RemoveServiceReply*) override;
+  grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext*, const v1::ListTasksRequest*,
+                                      v1::ListTasksReply*) override;
+  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext*, const v1::ListNodesRequest*,
+                                      v1::ListNodesReply*) override;
+  grpc::ServerUnaryReactor* InspectNode(grpc::CallbackServerContext*, const v1::InspectNodeRequest*,
+                                        v1::InspectNodeReply*) override;
+  grpc::ServerUnaryReactor* UpdateNode(grpc::CallbackServerContext*, const v1::UpdateNodeRequest*,
+                                       v1::UpdateNodeReply*) override;
+  grpc::ServerUnaryReactor* RemoveNode(grpc::CallbackServerContext*, const v1::RemoveNodeRequest*,
+                                       v1::RemoveNodeReply*) override;
+
+ private:
+  // Runs `fn(manager, reactor)` on the manager's loop after a linearizable
+  // read; answers FAILED_PRECONDITION when this node is not a manager.
+  grpc::ServerUnaryReactor* OnRead(
+      grpc::CallbackServerContext* ctx,
+      std::function<void(Manager&, const store::State&, grpc::ServerUnaryReactor*)> fn);
+  // A write: fn builds mutations from the read state; they are proposed and
+  // `then` runs with the outcome.
+  Daemon::Impl* d_;
+};
+
+class Daemon::Impl {
+ public:
+  explicit Impl(const DaemonOptions& options);
+
+  Status Open();
+  Status StartServing();
+  // Starts the manager (if the identity says so) and the agent.
+  Status StartRoles();
+  Status SaveIdentity();
+  void Shutdown();
+
+  // Any thread: the manager, or null before the node is one.
+  Manager* manager();
+  std::string NewSecret();
+
+  DaemonOptions options_;
+  std::string hostname_;
+  int port_ = 0;
+  std::string socket_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool shutdown_ = false;
+  bool in_cluster_ = false;
+  v1::NodeIdentity identity_;
+  std::mt19937_64 rng_;
+
+  std::unique_ptr<Manager> manager_;
+  std::unique_ptr<executor::Executor> executor_;
+  std::unique_ptr<agent::GrpcDispatcherClient> dispatcher_client_;
+  std::unique_ptr<agent::Agent> agent_;
+
+  std::unique_ptr<ControlService> control_;
+  std::unique_ptr<transport::RaftService> raft_service_;
+  std::unique_ptr<v1::Membership::CallbackService> membership_;
+  std::unique_ptr<v1::Dispatcher::CallbackService> dispatcher_service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace shoal::manager

@@ -1,0 +1,275 @@
+#include "shoal/manager/deploy.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <map>
+#include <set>
+
+#include "shoal/manager/manager.h"
+#include "shoal/orchestrator/orchestrator.h"
+
+namespace shoal::manager {
+namespace {
+
+using store::Kind;
+using MD = google::protobuf::util::MessageDifferencer;
+
+template <class T>
+const T* ByName(const store::State& state, const std::string& name) {
+  auto found = state.Find(store::KindTraits<T>::kKind, "name", name);
+  return found.empty() ? nullptr : &store::KindTraits<T>::From(*found.front());
+}
+
+template <class T>
+v1::Mutation Put(const T& object) {
+  v1::Mutation m;
+  m.set_op(v1::Mutation::OP_PUT);
+  m.set_expected_version(object.meta().version());
+  *store::KindTraits<T>::Mutable(&m) = object;
+  return m;
+}
+
+template <class T>
+v1::Mutation Delete(const T& object) {
+  v1::Mutation m;
+  m.set_op(v1::Mutation::OP_DELETE);
+  m.set_expected_version(object.meta().version());
+  *store::KindTraits<T>::Mutable(&m) = object;
+  return m;
+}
+
+// Creates or updates the stack object of one kind named by `spec.name()`;
+// `prune` deletes those of the stack that the new spec no longer has.
+template <class T, class Spec>
+void SyncObjects(const store::State& state, const std::string& stack,
+                 const google::protobuf::RepeatedPtrField<Spec>& specs, bool prune,
+                 std::mt19937_64& rng, std::vector<v1::Mutation>* out) {
+  std::set<std::string> declared;
+  for (const Spec& spec : specs) {
+    declared.insert(spec.name());
+    if (spec.external()) continue;  // owned by the operator, not the stack
+    const T* cur = ByName<T>(state, spec.name());
+    if (cur && MD::Equals(cur->spec(), spec)) continue;
+    T next;
+    if (cur)
+      next = *cur;
+    else
+      next.mutable_meta()->set_id(NewId(rng));
+    *next.mutable_spec() = spec;
+    next.set_stack(stack);
+    out->push_back(Put(next));
+  }
+  if (!prune) return;
+  for (const v1::Mutation* m : state.Find(store::KindTraits<T>::kKind, "stack", stack)) {
+    const T& obj = store::KindTraits<T>::From(*m);
+    if (!declared.count(obj.spec().name())) out->push_back(Delete(obj));
+  }
+}
+
+class FakeIds : public orchestrator::IdSource {
+ public:
+  std::string NewTaskId() override { return "dry-run-" + std::to_string(++n_); }
+
+ private:
+  uint64_t n_ = 0;
+};
+
+}  // namespace
+
+const v1::StackSpec* CurrentStackSpec(const store::State& state, const std::string& name,
+                                      uint64_t* revision) {
+  const v1::Stack* stack = ByName<v1::Stack>(state, name);
+  *revision = stack ? stack->current_revision() : 0;
+  if (!stack) return nullptr;
+  for (const v1::Mutation* m : state.Find(Kind::kStackRevision, "stack", name)) {
+    if (m->stack_revision().number() == stack->current_revision()) {
+      return &m->stack_revision().spec();
+    }
+  }
+  return nullptr;
+}
+
+Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
+                                 std::mt19937_64& rng) {
+  const v1::StackSpec& spec = req.spec();
+  const std::string& name = spec.name();
+  if (name.empty()) return Status(Code::kInvalidArgument, "the stack has no name");
+  uint64_t current = 0;
+  const v1::StackSpec* before = CurrentStackSpec(state, name, &current);
+  if (req.check_version() != 0 && req.check_version() != current) {
+    return Status(Code::kFailedPrecondition,
+                  "stack " + name + " is at revision " + std::to_string(current) + ", not " +
+                      std::to_string(req.check_version()) + " (--check-version)");
+  }
+  auto diff = plan::Diff(before, spec);
+  if (!diff.ok()) return diff.error();
+  DeployChange change;
+  change.plan = std::move(diff).value();
+  plan::Summary sum = change.plan.Summarize();
+  change.summary = std::to_string(sum.create) + " to create, " + std::to_string(sum.update) +
+                   " to update, " + std::to_string(req.prune() ? sum.remove : 0) + " to remove";
+  bool prune_something = req.prune() && sum.remove > 0;
+  if (!change.plan.HasChanges() || (sum.create == 0 && sum.update == 0 && !prune_something)) {
+    return change;
+  }
+  std::map<std::string, const plan::ObjectChange*> service_changes;
+  for (const auto& c : change.plan.changes) {
+    if (c.kind == plan::ObjectKind::kService) service_changes[c.name] = &c;
+  }
+  auto& out = change.mutations;
+  // Stack and revision first: the whole deploy is one transaction.
+  const v1::Stack* stack = ByName<v1::Stack>(state, name);
+  v1::Stack next_stack;
+  if (stack)
+    next_stack = *stack;
+  else
+    next_stack.mutable_meta()->set_id(NewId(rng));
+  next_stack.set_name(name);
+  change.revision = current + 1;
+  next_stack.set_current_revision(change.revision);
+  out.push_back(Put(next_stack));
+  v1::StackRevision rev;
+  rev.mutable_meta()->set_id(NewId(rng));
+  rev.set_stack(name);
+  rev.set_number(change.revision);
+  *rev.mutable_spec() = spec;
+  *rev.mutable_source() = req.source();
+  rev.set_created_by(req.created_by());
+  rev.set_summary(change.summary);
+  out.push_back(Put(rev));
+  // Services.
+  std::set<std::string> declared;
+  for (const v1::ServiceSpec& s : spec.services()) {
+    declared.insert(s.name());
+    const v1::Service* cur = ByName<v1::Service>(state, s.name());
+    if (cur && MD::Equals(cur->spec(), s)) continue;
+    v1::Service next;
+    if (cur) {
+      next = *cur;
+      *next.mutable_previous_spec() = cur->spec();
+      auto it = service_changes.find(s.name());
+      if (it != service_changes.end() && it->second->replaces_tasks) {
+        next.set_spec_version(cur->spec_version() + 1);
+      }
+    } else {
+      next.mutable_meta()->set_id(NewId(rng));
+      next.set_spec_version(1);
+    }
+    *next.mutable_spec() = s;
+    out.push_back(Put(next));
+  }
+  if (req.prune()) {
+    for (const v1::Mutation* m : state.Find(Kind::kService, "stack", name)) {
+      if (!declared.count(m->service().spec().name())) out.push_back(Delete(m->service()));
+    }
+  }
+  SyncObjects<v1::Network>(state, name, spec.networks(), req.prune(), rng, &out);
+  SyncObjects<v1::Volume>(state, name, spec.volumes(), req.prune(), rng, &out);
+  SyncObjects<v1::Secret>(state, name, spec.secrets(), req.prune(), rng, &out);
+  SyncObjects<v1::Config>(state, name, spec.configs(), req.prune(), rng, &out);
+  return change;
+}
+
+std::vector<v1::UnplacedTask> DryRunPlacement(const store::State& state, const DeployChange& change,
+                                              const std::string& stack) {
+  std::vector<v1::UnplacedTask> out;
+  store::State copy = state;
+  uint64_t index = copy.applied_index();
+  v1::Command cmd;
+  for (const auto& m : change.mutations) *cmd.mutable_transaction()->add_mutations() = m;
+  if (!change.mutations.empty() && !copy.Apply(++index, cmd, nullptr).ok()) return out;
+  FakeIds ids;
+  orchestrator::Options opts;
+  opts.max_mutations = SIZE_MAX;
+  for (int round = 0; round < 3; ++round) {
+    auto pass = orchestrator::Reconcile(copy, Manager::NowNs(), ids, opts);
+    if (pass.mutations.empty()) break;
+    v1::Command c;
+    for (auto& m : pass.mutations) *c.mutable_transaction()->add_mutations() = std::move(m);
+    if (!copy.Apply(++index, c, nullptr).ok()) break;
+  }
+  for (const v1::Mutation* m : copy.List(Kind::kTask)) {
+    const v1::Task& t = m->task();
+    if (t.stack() != stack || t.desired_state() > v1::TASK_RUNNING) continue;
+    if (!t.node_id().empty() && t.status().state() != v1::TASK_PENDING) continue;
+    if (t.scheduling_message().empty() && t.status().state() != v1::TASK_PENDING) continue;
+    v1::UnplacedTask u;
+    u.set_service(t.service_name());
+    u.set_slot(t.slot());
+    u.set_node_id(t.node_id());
+    u.set_message(t.scheduling_message());
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+std::vector<v1::Mutation> RemoveStack(const store::State& state, const std::string& name) {
+  std::vector<v1::Mutation> out;
+  for (const v1::Mutation* m : state.Find(Kind::kService, "stack", name)) {
+    out.push_back(Delete(m->service()));
+  }
+  for (const v1::Mutation* m : state.Find(Kind::kNetwork, "stack", name)) {
+    out.push_back(Delete(m->network()));
+  }
+  for (const v1::Mutation* m : state.Find(Kind::kVolume, "stack", name)) {
+    out.push_back(Delete(m->volume()));
+  }
+  for (const v1::Mutation* m : state.Find(Kind::kSecret, "stack", name)) {
+    out.push_back(Delete(m->secret()));
+  }
+  for (const v1::Mutation* m : state.Find(Kind::kConfig, "stack", name)) {
+    out.push_back(Delete(m->config()));
+  }
+  // The stack and its history go too: `stack rm` is final, as in Swarm.
+  for (const v1::Mutation* m : state.Find(Kind::kStackRevision, "stack", name)) {
+    out.push_back(Delete(m->stack_revision()));
+  }
+  if (const v1::Stack* s = ByName<v1::Stack>(state, name)) out.push_back(Delete(*s));
+  return out;
+}
+
+v1::ServiceSummary Summarize(const store::State& state, const v1::Service& service) {
+  v1::ServiceSummary sum;
+  *sum.mutable_service() = service;
+  bool job = service.spec().mode() == v1::MODE_REPLICATED_JOB ||
+             service.spec().mode() == v1::MODE_GLOBAL_JOB;
+  bool global =
+      service.spec().mode() == v1::MODE_GLOBAL || service.spec().mode() == v1::MODE_GLOBAL_JOB;
+  uint64_t live = 0;
+  for (const v1::Mutation* m : state.Find(Kind::kTask, "service", service.meta().id())) {
+    const v1::Task& t = m->task();
+    bool current = t.service_spec_version() == service.spec_version();
+    if (t.desired_state() <= v1::TASK_RUNNING || (job && t.desired_state() == v1::TASK_COMPLETE)) {
+      if (current) ++live;
+      if (t.status().state() == v1::TASK_RUNNING && current) sum.set_running(sum.running() + 1);
+      if (t.status().state() == v1::TASK_PENDING || t.node_id().empty()) {
+        sum.set_pending(sum.pending() + 1);
+        if (sum.pending_message().empty()) sum.set_pending_message(t.scheduling_message());
+      }
+    }
+    if (job && current && t.status().state() == v1::TASK_COMPLETE) {
+      sum.set_completed(sum.completed() + 1);
+    }
+  }
+  sum.set_desired(global ? live : service.spec().replicas());
+  return sum;
+}
+
+const v1::Service* FindService(const store::State& state, const std::string& name_or_id) {
+  if (const v1::Service* s = state.Get<v1::Service>(name_or_id)) return s;
+  return ByName<v1::Service>(state, name_or_id);
+}
+
+const v1::Node* FindNode(const store::State& state, const std::string& id_or_name) {
+  if (const v1::Node* n = state.Get<v1::Node>(id_or_name)) return n;
+  return ByName<v1::Node>(state, id_or_name);
+}
+
+v1::StackSpec Redacted(v1::StackSpec spec) {
+  for (auto& s : *spec.mutable_secrets()) {
+    s.clear_data();
+  }
+  return spec;
+}
+
+}  // namespace shoal::manager

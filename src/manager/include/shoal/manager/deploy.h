@@ -1,0 +1,54 @@
+#pragma once
+
+// Turning a deploy into one store transaction, and the read-side summaries
+// the control API returns. Functions of the State alone (plus injected ids),
+// so they are unit-tested without a cluster.
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "shoal/common/status.h"
+#include "shoal/plan/plan.h"
+#include "shoal/store/state.h"
+#include "shoal/v1/control.pb.h"
+
+namespace shoal::manager {
+
+struct DeployChange {
+  plan::Plan plan;
+  std::vector<v1::Mutation> mutations;  // empty when nothing changes
+  uint64_t revision = 0;                // the revision the mutations create
+  std::string summary;                  // "2 to create, 1 to update"
+};
+
+// The stack `name`'s spec at its current revision, or null.
+const v1::StackSpec* CurrentStackSpec(const store::State& state, const std::string& name,
+                                      uint64_t* revision);
+
+// The plan and the transaction of a deploy. kFailedPrecondition when
+// check_version does not match the stack's current revision; InvalidArgument
+// from plan::Diff.
+Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
+                                 std::mt19937_64& rng);
+
+// What the scheduler would do with `change` applied: the tasks of the stack
+// that cannot be placed, with the scheduler's reason. Works on a copy.
+std::vector<v1::UnplacedTask> DryRunPlacement(const store::State& state, const DeployChange& change,
+                                              const std::string& stack);
+
+// Every object of the stack, as deletions (stack rm).
+std::vector<v1::Mutation> RemoveStack(const store::State& state, const std::string& name);
+
+// Per-service counts for `service ls` and deploy's progress.
+v1::ServiceSummary Summarize(const store::State& state, const v1::Service& service);
+
+// A service by full name or id, or null.
+const v1::Service* FindService(const store::State& state, const std::string& name_or_id);
+// A node by id or hostname, or null.
+const v1::Node* FindNode(const store::State& state, const std::string& id_or_name);
+
+// A copy without secret material (for every reply that leaves the manager).
+v1::StackSpec Redacted(v1::StackSpec spec);
+
+}  // namespace shoal::manager

@@ -1,0 +1,224 @@
+#include "shoal/manager/manager.h"
+
+#include <chrono>
+
+#include "shoal/orchestrator/orchestrator.h"
+#include "shoal/store/txn.h"
+
+namespace shoal::manager {
+
+class Manager::Random : public raft::RandomSource {
+ public:
+  Random() : rng_(std::random_device{}()) {}
+  uint64_t Uniform(uint64_t n) override { return rng_() % n; }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+namespace {
+
+class TaskIds : public orchestrator::IdSource {
+ public:
+  explicit TaskIds(std::mt19937_64* rng) : rng_(rng) {}
+  std::string NewTaskId() override { return NewId(*rng_); }
+
+ private:
+  std::mt19937_64* rng_;
+};
+
+}  // namespace
+
+std::string NewId(std::mt19937_64& rng) {
+  static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string id(25, '0');
+  for (char& c : id) c = kAlphabet[rng() % 36];
+  return id;
+}
+
+int64_t Manager::NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Manager::Manager(const ManagerOptions& options)
+    : options_(options),
+      dispatcher_(options.dispatcher),
+      random_(std::make_unique<Random>()),
+      ids_(std::random_device{}()),
+      addresses_(options.seed_addresses) {}
+
+Manager::~Manager() { Stop(); }
+
+Result<std::unique_ptr<Manager>> Manager::Open(const ManagerOptions& options) {
+  std::unique_ptr<Manager> m(new Manager(options));
+  if (Status s = m->Init(); !s.ok()) return s;
+  return m;
+}
+
+Status Manager::Init() {
+  auto raft_disk = raft::LevelDbStorage::Open(options_.data_dir + "/raft");
+  if (!raft_disk.ok()) return raft_disk.error();
+  raft_disk_ = std::move(raft_disk).value();
+  auto applied = store::PersistentState::Open(options_.data_dir + "/state");
+  if (!applied.ok()) return applied.error();
+  applied_ = std::move(applied).value();
+  transport_ = std::make_unique<transport::GrpcTransport>(
+      [this](uint64_t id) { return AddressOf(id); },
+      [this](uint64_t peer, bool unreachable, std::optional<bool> snapshot_ok) {
+        (void)Post([this, peer, unreachable, snapshot_ok] {
+          if (unreachable) store_->ReportUnreachable(peer);
+          if (snapshot_ok) store_->ReportSnapshot(peer, *snapshot_ok);
+        });
+      });
+  store::ReplicatedStoreOptions so;
+  so.raft.id = options_.raft_id;
+  so.raft.peers = options_.bootstrap_peers;
+  so.raft.tick_interval = options_.tick;
+  store::ReplicatedStoreDeps deps{raft_disk_.get(), applied_.get(), transport_.get(),
+                                  random_.get()};
+  auto store = store::ReplicatedStore::Open(so, deps);
+  if (!store.ok()) return store.error();
+  store_ = std::move(store).value();
+  loop_ = std::make_unique<transport::EventLoop>(
+      options_.tick, [this] { OnTick(); }, [this] { AfterBatch(); });
+  return Status::Ok();
+}
+
+bool Manager::Post(std::function<void()> fn) {
+  if (!loop_) return false;
+  return loop_->Post([this, fn = std::move(fn)] {
+    if (store_) fn();
+  });
+}
+
+bool Manager::RunSync(const std::function<void()>& fn) {
+  if (!loop_) return false;
+  return loop_->RunSync([this, &fn] {
+    if (store_) fn();
+  });
+}
+
+void Manager::Stop() {
+  if (!loop_) return;
+  loop_->RunSync([this] {
+    dispatcher_.StepDown();
+    store_.reset();
+  });
+  loop_->Stop();
+}
+
+void Manager::Propose(std::vector<v1::Mutation> mutations, std::string proposer, Done done) {
+  v1::Command cmd;
+  for (auto& m : mutations) *cmd.mutable_transaction()->add_mutations() = std::move(m);
+  cmd.set_proposer(std::move(proposer));
+  cmd.set_proposed_at_ns(NowNs());
+  store_->Propose(std::move(cmd), std::move(done));
+}
+
+void Manager::Read(ReadDone done) {
+  store_->Read([this, done = std::move(done)](Status s, uint64_t) { done(s, store_->state()); });
+}
+
+std::string Manager::AddressOf(uint64_t raft_id) const {
+  std::lock_guard<std::mutex> lock(addr_mu_);
+  auto it = addresses_.find(raft_id);
+  return it == addresses_.end() ? "" : it->second;
+}
+
+void Manager::SetAddress(uint64_t raft_id, const std::string& addr) {
+  std::lock_guard<std::mutex> lock(addr_mu_);
+  addresses_[raft_id] = addr;
+}
+
+std::string Manager::LeaderAddress() const {
+  if (!store_) return "";
+  return AddressOf(store_->raft_status().leader);
+}
+
+// Peers' addresses come from the replicated Node objects, so a manager that
+// moves or joins is found by every member once its Node is committed.
+void Manager::RefreshAddresses() {
+  std::lock_guard<std::mutex> lock(addr_mu_);
+  for (const v1::Mutation* m : store_->state().List(store::Kind::kNode)) {
+    const auto& ms = m->node().manager_status();
+    if (ms.raft_id() != 0 && !ms.addr().empty()) addresses_[ms.raft_id()] = ms.addr();
+  }
+}
+
+void Manager::OnTick() {
+  if (!store_) return;
+  store_->Tick();
+  // Every 100 ms: the slower control-loop work.
+  if (++ticks_ % 10 != 0) return;
+  RefreshAddresses();
+  if (store_->is_leader()) {
+    dispatcher_.Tick(store_->state(), NowNs());
+    // Timers (restart delays, node-down) need a pass even when nothing changed.
+    if (ticks_ % 100 == 0) orch_dirty_ = true;
+  }
+}
+
+void Manager::AfterBatch() {
+  if (!store_) return;
+  if (Status s = store_->Process(); !s.ok()) {
+    // The disk failed: acknowledging anything more could outrun it. Stop as a
+    // crash would; the other managers carry on.
+    std::fprintf(stderr, "shoal: store stopped: %s\n", s.ToString().c_str());
+    std::_Exit(2);
+  }
+  bool leader = store_->is_leader();
+  if (leader != was_leader_) {
+    was_leader_ = leader;
+    if (leader) {
+      dispatcher_.BecomeLeader(store_->state(), NowNs());
+      orch_dirty_ = true;  // a full pass after failover
+    } else {
+      dispatcher_.StepDown();
+    }
+  }
+  if (!leader) return;
+  uint64_t applied = store_->state().applied_index();
+  if (applied != seen_index_) {
+    seen_index_ = applied;
+    orch_dirty_ = true;
+    dispatcher_.Changed(store_->state());
+  }
+  RunDispatcher();
+  RunOrchestrator();
+}
+
+void Manager::RunDispatcher() {
+  std::vector<v1::Mutation> muts = dispatcher_.TakeMutations(store_->state(), NowNs());
+  std::vector<v1::Mutation> statuses, nodes;
+  for (auto& m : muts) {
+    (m.op() == v1::Mutation::OP_TASK_STATUS ? statuses : nodes).push_back(std::move(m));
+  }
+  if (!statuses.empty()) {
+    // Status merges never conflict, so one transaction carries them all.
+    Propose(std::move(statuses), "dispatcher", [](Status, uint64_t) {});
+  }
+  if (!nodes.empty() && !node_inflight_) {
+    node_inflight_ = true;
+    Propose(std::move(nodes), "dispatcher", [this](Status, uint64_t) { node_inflight_ = false; });
+  }
+}
+
+void Manager::RunOrchestrator() {
+  if (!orch_dirty_ || orch_inflight_) return;
+  orch_dirty_ = false;
+  TaskIds ids(&ids_);
+  orchestrator::Options opts;
+  orchestrator::Outcome out = orchestrator::Reconcile(store_->state(), NowNs(), ids, opts);
+  if (out.mutations.empty()) return;
+  orch_inflight_ = true;
+  bool more = out.more_work;
+  Propose(std::move(out.mutations), "orchestrator", [this, more](Status s, uint64_t) {
+    orch_inflight_ = false;
+    // A conflict (an agent or the CLI wrote meanwhile) or a capped pass: go again.
+    if (!s.ok() || more) orch_dirty_ = true;
+  });
+}
+
+}  // namespace shoal::manager

@@ -1,0 +1,115 @@
+// Control handlers for nodes: ls, inspect, update (availability, labels,
+// role), rm.
+
+#include "daemon_internal.h"
+#include "shoal/manager/deploy.h"
+
+namespace shoal::manager {
+namespace {
+
+using store::Kind;
+
+// The leader's view of each manager: leader / reachable / unreachable, from
+// the dispatcher's heartbeats (every manager also runs an agent).
+v1::Node WithManagerStatus(const v1::Node& n, uint64_t leader) {
+  v1::Node out = n;
+  if (out.manager_status().raft_id() == 0) return out;
+  auto* ms = out.mutable_manager_status();
+  ms->set_leader(ms->raft_id() == leader);
+  ms->set_reachability(n.status().state() == v1::NodeStatus::STATE_DOWN
+                           ? v1::ManagerStatus::REACHABILITY_UNREACHABLE
+                           : v1::ManagerStatus::REACHABILITY_REACHABLE);
+  return out;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ControlService::ListNodes(grpc::CallbackServerContext* ctx,
+                                                    const v1::ListNodesRequest*,
+                                                    v1::ListNodesReply* reply) {
+  std::string self = d_->identity_.node_id();
+  return OnRead(ctx,
+                [self, reply](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
+                  uint64_t leader = m.store().raft_status().leader;
+                  for (const v1::Mutation* n : state.List(Kind::kNode)) {
+                    *reply->add_nodes() = WithManagerStatus(n->node(), leader);
+                  }
+                  reply->set_self_id(self);
+                  r->Finish(grpc::Status::OK);
+                });
+}
+
+grpc::ServerUnaryReactor* ControlService::InspectNode(grpc::CallbackServerContext* ctx,
+                                                      const v1::InspectNodeRequest* req,
+                                                      v1::InspectNodeReply* reply) {
+  std::string name = req->node() == "self" ? d_->identity_.node_id() : req->node();
+  return OnRead(ctx,
+                [name, reply](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
+                  const v1::Node* n = FindNode(state, name);
+                  if (!n) return r->Finish(Grpc({Code::kNotFound, "node " + name + " not found"}));
+                  *reply->mutable_node() = WithManagerStatus(*n, m.store().raft_status().leader);
+                  reply->set_tasks(state.Find(Kind::kTask, "node", n->meta().id()).size());
+                  r->Finish(grpc::Status::OK);
+                });
+}
+
+grpc::ServerUnaryReactor* ControlService::UpdateNode(grpc::CallbackServerContext* ctx,
+                                                     const v1::UpdateNodeRequest* req,
+                                                     v1::UpdateNodeReply* reply) {
+  v1::UpdateNodeRequest request = *req;
+  return OnRead(ctx, [request, reply](Manager& m, const store::State& state,
+                                      grpc::ServerUnaryReactor* r) {
+    const v1::Node* n = FindNode(state, request.node());
+    if (!n) return r->Finish(Grpc({Code::kNotFound, "node " + request.node() + " not found"}));
+    v1::Node next = *n;
+    if (request.set_availability()) next.mutable_spec()->set_availability(request.availability());
+    if (request.set_role() && request.role() != n->spec().desired_role()) {
+      // Promotion starts a Raft member on that node and demotion stops one:
+      // the node's daemon must act on it, which is not built yet.
+      return r->Finish(Grpc({Code::kFailedPrecondition,
+                             "changing a node's role (promote/demote) is not supported yet: "
+                             "join the node with a manager token instead"}));
+    }
+    for (const auto& [k, v] : request.label_add()) (*next.mutable_spec()->mutable_labels())[k] = v;
+    for (const auto& k : request.label_rm()) {
+      if (!next.spec().labels().count(k)) {
+        return r->Finish(Grpc({Code::kNotFound, "node " + request.node() + " has no label " + k}));
+      }
+      next.mutable_spec()->mutable_labels()->erase(k);
+    }
+    v1::Mutation mut;
+    mut.set_expected_version(n->meta().version());
+    *mut.mutable_node() = next;
+    m.Propose({mut}, "node-update", [r, reply, next](Status s, uint64_t) {
+      if (s.ok()) *reply->mutable_node() = next;
+      r->Finish(Grpc(s));
+    });
+  });
+}
+
+grpc::ServerUnaryReactor* ControlService::RemoveNode(grpc::CallbackServerContext* ctx,
+                                                     const v1::RemoveNodeRequest* req,
+                                                     v1::RemoveNodeReply*) {
+  v1::RemoveNodeRequest request = *req;
+  return OnRead(ctx, [request](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
+    const v1::Node* n = FindNode(state, request.node());
+    if (!n) return r->Finish(Grpc({Code::kNotFound, "node " + request.node() + " not found"}));
+    if (n->manager_status().raft_id() != 0) {
+      return r->Finish(Grpc({Code::kFailedPrecondition,
+                             "node " + request.node() + " is a manager: demote it first"}));
+    }
+    if (n->status().state() != v1::NodeStatus::STATE_DOWN && !request.force()) {
+      return r->Finish(Grpc({Code::kFailedPrecondition,
+                             "node " + request.node() +
+                                 " is not down: stop its daemon (shoal cluster leave) or use "
+                                 "--force"}));
+    }
+    v1::Mutation mut;
+    mut.set_op(v1::Mutation::OP_DELETE);
+    mut.set_expected_version(n->meta().version());
+    *mut.mutable_node() = *n;
+    m.Propose({mut}, "node-rm", [r](Status s, uint64_t) { r->Finish(Grpc(s)); });
+  });
+}
+
+}  // namespace shoal::manager

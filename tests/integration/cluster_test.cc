@@ -1,0 +1,183 @@
+// Real-process tests of the cluster (issue 4): `shoal daemon` processes on
+// loopback running tasks through the process executor, driven by the `shoal`
+// CLI exactly as a user would.
+
+#include <catch2/catch.hpp>
+
+#include "shoal_cluster.h"
+
+namespace shoal::testing {
+namespace {
+
+using std::chrono::seconds;
+
+// A stack whose tasks are shell processes that carry the test's marker.
+std::string SleepStack(const ShoalCluster& c, const std::string& extra_service_yaml = "",
+                       int replicas = 2) {
+  return "services:\n"
+         "  sleeper:\n"
+         "    image: busybox\n"
+         "    command: [\"/bin/sh\", \"-c\", \"sleep 3600; echo " +
+         c.marker() +
+         "\"]\n"
+         "    deploy:\n"
+         "      replicas: " +
+         std::to_string(replicas) + "\n" + extra_service_yaml;
+}
+
+int Running(const CliResult& ps) {
+  int n = 0;
+  size_t pos = 0;
+  while ((pos = ps.out.find(" running ", pos)) != std::string::npos) {
+    ++n;
+    ++pos;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("one node: init, deploy converges, scale, stack rm stops every task") {
+  ShoalCluster c;
+  REQUIRE(c.Start("n1") != 0);
+  CliResult init = c.Cli("n1", {"cluster", "init", "--advertise-addr", c.addr("n1")});
+  INFO(init.out);
+  REQUIRE(init.code == 0);
+  CHECK(TokenFrom(init.out, "worker") != "");
+  CHECK(TokenFrom(init.out, "manager") != "");
+
+  std::string file = c.WriteStack("stack.yml", SleepStack(c));
+  CliResult dep = c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"});
+  INFO(dep.out);
+  REQUIRE(dep.code == 0);
+  CHECK(dep.out.find("converged") != std::string::npos);
+  CHECK(c.CountTasks() == 2);
+  CliResult ps = c.Cli("n1", {"stack", "ps", "demo"});
+  INFO(ps.out);
+  CHECK(Running(ps) == 2);
+
+  // Deploying the same file again changes nothing.
+  CliResult again = c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"});
+  CHECK(again.code == 0);
+  CHECK(again.out.find("up to date") != std::string::npos);
+
+  REQUIRE(c.Cli("n1", {"service", "scale", "demo_sleeper=3"}).code == 0);
+  CHECK(Eventually([&] { return c.CountTasks() == 3; }, seconds(20)));
+  REQUIRE(c.Cli("n1", {"service", "scale", "demo_sleeper=1"}).code == 0);
+  CHECK(Eventually([&] { return c.CountTasks() == 1; }, seconds(30)));
+
+  CliResult rm = c.Cli("n1", {"stack", "rm", "demo"});
+  INFO(rm.out);
+  CHECK(rm.code == 0);
+  CHECK(Eventually([&] { return c.CountTasks() == 0; }, seconds(20)));
+  CHECK(c.Cli("n1", {"stack", "ls"}).out.find("demo") == std::string::npos);
+}
+
+TEST_CASE("one node: a killed task is replaced in its slot") {
+  ShoalCluster c;
+  REQUIRE(c.Start("n1") != 0);
+  REQUIRE(c.Cli("n1", {"cluster", "init"}).code == 0);
+  std::string file = c.WriteStack("stack.yml", SleepStack(c, "", 1));
+  REQUIRE(c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"}).code == 0);
+  REQUIRE(c.CountTasks() == 1);
+  c.KillTasks();
+  CHECK(Eventually(
+      [&] {
+        CliResult ps = c.Cli("n1", {"service", "ps", "demo_sleeper", "--all"});
+        return ps.out.find("failed") != std::string::npos && Running(ps) == 1;
+      },
+      seconds(30)));
+  CHECK(c.CountTasks() == 1);
+}
+
+TEST_CASE("bad input: an invalid stack and an unplaceable service change nothing") {
+  ShoalCluster c;
+  REQUIRE(c.Start("n1") != 0);
+  REQUIRE(c.Cli("n1", {"cluster", "init"}).code == 0);
+
+  std::string bad = c.WriteStack("bad.yml", "services:\n  web:\n    image: [oops\n");
+  CliResult r = c.Cli("n1", {"deploy", "-c", bad, "demo"});
+  INFO(r.out);
+  CHECK(r.code == 1);
+  CHECK(r.out.find("bad.yml:") != std::string::npos);
+  CHECK(c.Cli("n1", {"stack", "ls"}).out.find("demo") == std::string::npos);
+
+  std::string nowhere = c.WriteStack(
+      "nowhere.yml",
+      SleepStack(c, "      placement:\n        constraints: [\"node.labels.zone == mars\"]\n", 1));
+  CliResult dry = c.Cli("n1", {"deploy", "--dry-run", "-c", nowhere, "demo"});
+  INFO(dry.out);
+  CHECK(dry.code == 2);
+  CHECK(dry.out.find("cannot place") != std::string::npos);
+  CHECK(dry.out.find("zone") != std::string::npos);
+  CHECK(c.Cli("n1", {"stack", "ls"}).out.find("demo") == std::string::npos);
+
+  CliResult dep = c.Cli("n1", {"deploy", "-c", nowhere, "--timeout", "3", "demo"});
+  INFO(dep.out);
+  CHECK(dep.code == 1);
+  CHECK(dep.out.find("pending") != std::string::npos);
+  CHECK(dep.out.find("did not converge") != std::string::npos);
+}
+
+TEST_CASE("membership: a bad token is refused and admits nothing; workers join and run tasks") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1") != 0);
+  REQUIRE(c.Start("w1") != 0);
+  REQUIRE(c.Start("w2") != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  std::string worker = TokenFrom(init.out, "worker");
+  REQUIRE(!worker.empty());
+
+  std::string forged = worker.substr(0, worker.size() - 4) + "beef";
+  CliResult bad = c.Cli("w1", {"cluster", "join", "--token", forged, c.addr("m1")});
+  INFO(bad.out);
+  CHECK(bad.code == 1);
+  CHECK(bad.out.find("invalid join token") != std::string::npos);
+  CHECK(c.Cli("m1", {"node", "ls"}).out.find("w1") == std::string::npos);
+
+  REQUIRE(c.Cli("w1", {"cluster", "join", "--token", worker, c.addr("m1")}).code == 0);
+  REQUIRE(c.Cli("w2", {"cluster", "join", "--token", worker, c.addr("m1")}).code == 0);
+  CHECK(Eventually(
+      [&] {
+        std::string ls = c.Cli("m1", {"node", "ls"}).out;
+        size_t ready = 0, pos = 0;
+        while ((pos = ls.find(" ready ", pos)) != std::string::npos) ++ready, ++pos;
+        return ready == 3;
+      },
+      seconds(20)));
+
+  // A rotated token stops working at once.
+  CliResult rot = c.Cli("m1", {"cluster", "join-token", "--rotate", "worker"});
+  REQUIRE(rot.code == 0);
+  REQUIRE(c.Start("w3") != 0);
+  CliResult old = c.Cli("w3", {"cluster", "join", "--token", worker, c.addr("m1")});
+  CHECK(old.code == 1);
+  CHECK(old.out.find("invalid join token") != std::string::npos);
+
+  // Tasks on workers only; kill -9 one worker and its tasks move to the other.
+  std::string file = c.WriteStack(
+      "stack.yml",
+      SleepStack(c, "      placement:\n        constraints: [\"node.role == worker\"]\n", 4));
+  CliResult dep = c.Cli("m1", {"deploy", "-c", file, "--timeout", "60", "demo"});
+  INFO(dep.out);
+  REQUIRE(dep.code == 0);
+  CliResult ps = c.Cli("m1", {"stack", "ps", "demo"});
+  INFO(ps.out);
+  CHECK(ps.out.find(" m1 ") == std::string::npos);
+  auto start = std::chrono::steady_clock::now();
+  c.Kill("w1");
+  bool moved = Eventually(
+      [&] {
+        CliResult p = c.Cli("m1", {"stack", "ps", "demo"});
+        return Running(p) == 4 && p.out.find(" w1 ") == std::string::npos;
+      },
+      seconds(30));
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(c.Cli("m1", {"stack", "ps", "demo"}).out);
+  CHECK(moved);
+  WARN("worker loss to tasks running elsewhere: " << took << " s");
+  CHECK(c.Cli("m1", {"node", "ls"}).out.find("down") != std::string::npos);
+}
+
+}  // namespace shoal::testing

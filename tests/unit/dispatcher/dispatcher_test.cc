@@ -1,0 +1,245 @@
+#include "shoal/dispatcher/dispatcher.h"
+
+#include <catch2/catch.hpp>
+
+#include "shoal/store/txn.h"
+
+namespace shoal::dispatcher {
+namespace {
+
+using store::State;
+
+constexpr int64_t kSec = 1'000'000'000;
+
+struct Fixture {
+  State state;
+  uint64_t index = 0;
+
+  void Apply(store::Txn txn) {
+    REQUIRE(state.Apply(++index, std::move(txn).Build("test", 1), nullptr).ok());
+  }
+  void Apply(std::vector<v1::Mutation> muts) {
+    v1::Command c;
+    for (auto& m : muts) *c.mutable_transaction()->add_mutations() = m;
+    REQUIRE(state.Apply(++index, c, nullptr).ok());
+  }
+  void AddNode(const std::string& id) {
+    v1::Node n;
+    n.mutable_meta()->set_id(id);
+    n.mutable_description()->set_hostname(id);
+    store::Txn t;
+    t.Put(n);
+    Apply(std::move(t));
+  }
+  void AddTask(const std::string& id, const std::string& node, v1::TaskState state_now) {
+    v1::Task t;
+    t.mutable_meta()->set_id(id);
+    t.set_node_id(node);
+    t.set_desired_state(v1::TASK_RUNNING);
+    t.mutable_status()->set_state(state_now);
+    store::Txn txn;
+    txn.Put(t);
+    Apply(std::move(txn));
+  }
+};
+
+v1::HeartbeatRequest Beat(const std::string& node, const std::string& session = "") {
+  v1::HeartbeatRequest r;
+  r.set_node_id(node);
+  r.set_session_id(session);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a heartbeat from an unknown node is refused") {
+  Fixture f;
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 0);
+  auto r = d.Heartbeat(f.state, Beat("ghost"), 0);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code() == Code::kNotFound);
+}
+
+TEST_CASE("assignments: full set first, then only changes, parked until something changes") {
+  Fixture f;
+  f.AddNode("n1");
+  f.AddNode("n2");
+  f.AddTask("t1", "n1", v1::TASK_ASSIGNED);
+  f.AddTask("t2", "n2", v1::TASK_ASSIGNED);
+  f.AddTask("t3", "n1", v1::TASK_PENDING);  // not yet for the agent
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 0);
+  auto hb = d.Heartbeat(f.state, Beat("n1"), 0);
+  REQUIRE(hb.ok());
+  std::string session = hb->session_id();
+
+  v1::AssignmentsRequest req;
+  req.set_node_id("n1");
+  req.set_session_id(session);
+  v1::AssignmentsReply got;
+  int calls = 0;
+  d.Assignments(f.state, req, 0, [&](Status s, v1::AssignmentsReply r) {
+    REQUIRE(s.ok());
+    got = r;
+    ++calls;
+  });
+  REQUIRE(calls == 1);
+  CHECK(got.full());
+  REQUIRE(got.tasks_size() == 1);
+  CHECK(got.tasks(0).meta().id() == "t1");
+
+  // Nothing new: the call parks.
+  req.set_known_generation(got.generation());
+  d.Assignments(f.state, req, 0, [&](Status s, v1::AssignmentsReply r) {
+    REQUIRE(s.ok());
+    got = r;
+    ++calls;
+  });
+  CHECK(calls == 1);
+  CHECK(d.waiting() == 1);
+  // Another node's task changes: still parked.
+  f.AddTask("t4", "n2", v1::TASK_ASSIGNED);
+  d.Changed(f.state);
+  CHECK(calls == 1);
+  // Its own: answered with only the change.
+  f.AddTask("t5", "n1", v1::TASK_ASSIGNED);
+  d.Changed(f.state);
+  REQUIRE(calls == 2);
+  CHECK_FALSE(got.full());
+  REQUIRE(got.tasks_size() == 1);
+  CHECK(got.tasks(0).meta().id() == "t5");
+
+  // A deleted task shows as removed.
+  req.set_known_generation(got.generation());
+  d.Assignments(f.state, req, 0, [&](Status, v1::AssignmentsReply r) {
+    got = r;
+    ++calls;
+  });
+  v1::Mutation del;
+  del.set_op(v1::Mutation::OP_DELETE);
+  *del.mutable_task() = *f.state.Get<v1::Task>("t1");
+  f.Apply({del});
+  d.Changed(f.state);
+  REQUIRE(calls == 3);
+  REQUIRE(got.removed_size() == 1);
+  CHECK(got.removed(0) == "t1");
+
+  // A parked call is answered empty after a heartbeat period.
+  req.set_known_generation(got.generation());
+  d.Assignments(f.state, req, 0, [&](Status, v1::AssignmentsReply r) {
+    got = r;
+    ++calls;
+  });
+  d.Tick(f.state, kSec / 2);
+  CHECK(calls == 3);
+  d.Tick(f.state, kSec);
+  CHECK(calls == 4);
+  CHECK(got.tasks_size() == 0);
+}
+
+TEST_CASE("status reports become merges, only for the node's own tasks and only when new") {
+  Fixture f;
+  f.AddNode("n1");
+  f.AddNode("n2");
+  f.AddTask("t1", "n1", v1::TASK_ASSIGNED);
+  f.AddTask("t2", "n2", v1::TASK_ASSIGNED);
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 0);
+  auto req = Beat("n1");
+  auto* u = req.add_updates();
+  u->set_task_id("t1");
+  u->mutable_status()->set_state(v1::TASK_RUNNING);
+  auto* other = req.add_updates();
+  other->set_task_id("t2");  // n2's task: n1 may not report it
+  other->mutable_status()->set_state(v1::TASK_FAILED);
+  REQUIRE(d.Heartbeat(f.state, req, 0).ok());
+  auto muts = d.TakeMutations(f.state, 0);
+  int statuses = 0;
+  for (const auto& m : muts) {
+    if (m.op() != v1::Mutation::OP_TASK_STATUS) continue;
+    ++statuses;
+    CHECK(m.task().meta().id() == "t1");
+  }
+  CHECK(statuses == 1);
+  f.Apply(muts);
+  CHECK(f.state.Get<v1::Task>("t1")->status().state() == v1::TASK_RUNNING);
+  CHECK(f.state.Get<v1::Task>("t2")->status().state() == v1::TASK_ASSIGNED);
+  // The same report again changes nothing.
+  REQUIRE(d.Heartbeat(f.state, req, 0).ok());
+  for (const auto& m : d.TakeMutations(f.state, 0)) {
+    CHECK(m.op() != v1::Mutation::OP_TASK_STATUS);
+  }
+}
+
+TEST_CASE("a backward status is never applied") {
+  Fixture f;
+  f.AddNode("n1");
+  f.AddTask("t1", "n1", v1::TASK_FAILED);
+  store::Txn txn;
+  v1::TaskStatus st;
+  st.set_state(v1::TASK_RUNNING);
+  txn.SetTaskStatus("t1", st);
+  txn.SetTaskStatus("gone", st);  // a deleted task: skipped, not an error
+  f.Apply(std::move(txn));
+  CHECK(f.state.Get<v1::Task>("t1")->status().state() == v1::TASK_FAILED);
+}
+
+TEST_CASE("a node is ready while it heartbeats and down after the grace period") {
+  Fixture f;
+  f.AddNode("n1");
+  f.AddNode("n2");
+  Options o;
+  o.node_down_after_ns = 5 * kSec;
+  Dispatcher d(o);
+  d.BecomeLeader(f.state, 0);
+  REQUIRE(d.Heartbeat(f.state, Beat("n1"), 0).ok());
+  REQUIRE(d.Heartbeat(f.state, Beat("n2"), 0).ok());
+  f.Apply(d.TakeMutations(f.state, 0));
+  CHECK(f.state.Get<v1::Node>("n1")->status().state() == v1::NodeStatus::STATE_READY);
+  CHECK(f.state.Get<v1::Node>("n2")->status().state() == v1::NodeStatus::STATE_READY);
+  // n1 keeps beating, n2 stops.
+  std::string s1 = d.Heartbeat(f.state, Beat("n1"), 4 * kSec)->session_id();
+  CHECK(d.TakeMutations(f.state, 4 * kSec).empty());
+  REQUIRE(d.Heartbeat(f.state, Beat("n1", s1), 6 * kSec).ok());
+  auto muts = d.TakeMutations(f.state, 6 * kSec);
+  REQUIRE(muts.size() == 1);
+  CHECK(muts[0].node().meta().id() == "n2");
+  CHECK(muts[0].node().status().state() == v1::NodeStatus::STATE_DOWN);
+  f.Apply(muts);
+  // n2 comes back.
+  REQUIRE(d.Heartbeat(f.state, Beat("n2"), 7 * kSec).ok());
+  muts = d.TakeMutations(f.state, 7 * kSec);
+  REQUIRE(muts.size() == 1);
+  CHECK(muts[0].node().status().state() == v1::NodeStatus::STATE_READY);
+}
+
+TEST_CASE("a new leader gives every node a full grace period") {
+  Fixture f;
+  f.AddNode("n1");
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 100 * kSec);
+  CHECK(d.TakeMutations(f.state, 104 * kSec).empty());
+  auto muts = d.TakeMutations(f.state, 106 * kSec);
+  REQUIRE(muts.size() == 1);
+  CHECK(muts[0].node().status().state() == v1::NodeStatus::STATE_DOWN);
+}
+
+TEST_CASE("stepping down fails parked calls so agents find the new leader") {
+  Fixture f;
+  f.AddNode("n1");
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 0);
+  auto hb = d.Heartbeat(f.state, Beat("n1"), 0);
+  v1::AssignmentsRequest req;
+  req.set_node_id("n1");
+  req.set_session_id(hb->session_id());
+  d.Assignments(f.state, req, 0, [](Status, v1::AssignmentsReply) {});
+  req.set_known_generation(1);
+  Status got;
+  d.Assignments(f.state, req, 0, [&](Status s, v1::AssignmentsReply) { got = s; });
+  d.StepDown();
+  CHECK(got.code() == Code::kUnavailable);
+}
+
+}  // namespace shoal::dispatcher
