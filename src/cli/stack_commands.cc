@@ -26,10 +26,13 @@ struct FileFlags {
 };
 
 void AddFileFlags(CLI::App* cmd, FileFlags* f) {
+  // One value per flag, so that `-c FILE STACK` leaves STACK to the positional.
   cmd->add_option("-c,--compose-file", f->files,
-                  "Stack file; repeat to merge several, later files override earlier ones");
+                  "Stack file; repeat to merge several, later files override earlier ones")
+      ->allow_extra_args(false);
   cmd->add_option("--env-file", f->env_files,
-                  "File of VAR=value lines for interpolation (the environment still wins)");
+                  "File of VAR=value lines for interpolation (the environment still wins)")
+      ->allow_extra_args(false);
 }
 
 // Without -c, the files docker compose looks for in the current directory.

@@ -3,6 +3,7 @@
 // CLI exactly as a user would.
 
 #include <catch2/catch.hpp>
+#include <cctype>
 
 #include "shoal_cluster.h"
 
@@ -25,12 +26,13 @@ std::string SleepStack(const ShoalCluster& c, const std::string& extra_service_y
          std::to_string(replicas) + "\n" + extra_service_yaml;
 }
 
+// Tasks whose current state is running ("running 3 seconds ago").
 int Running(const CliResult& ps) {
   int n = 0;
   size_t pos = 0;
-  while ((pos = ps.out.find(" running ", pos)) != std::string::npos) {
-    ++n;
-    ++pos;
+  while ((pos = ps.out.find("running ", pos)) != std::string::npos) {
+    pos += 8;
+    if (pos < ps.out.size() && std::isdigit(static_cast<unsigned char>(ps.out[pos]))) ++n;
   }
   return n;
 }
