@@ -1,0 +1,81 @@
+#pragma once
+
+// The executor interface: how an agent runs a task (design.md section 6). The
+// agent decides what should run; an executor only makes it so on this node and
+// reports what it sees. Implementations: plugins/executor/process (host
+// processes), plugins/executor/sim (pretends; for scale tests), and later
+// plugins/executor/docker.
+//
+// Threads: every method is called from the agent's thread only, and none may
+// block for long (no waiting for a process to exit): Start and Stop begin an
+// action, Poll reports where it got. Implementations that need threads keep
+// them inside.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shoal/common/status.h"
+#include "shoal/v1/objects.pb.h"
+
+namespace shoal::executor {
+
+// A secret or config delivered to the task as a file. `data` is the plaintext
+// value and must never be logged or written anywhere but the target.
+struct TaskFile {
+  std::string target;  // absolute path as the task sees it, or relative to its files dir
+  std::string data;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t mode = 0444;
+  bool secret = false;  // secrets: tmpfs or memory-backed where the executor can
+};
+
+// What an executor observed of one task.
+struct Observed {
+  v1::TaskState state = v1::TASK_NEW;  // STARTING, RUNNING, COMPLETE, FAILED, REJECTED, SHUTDOWN
+  int32_t exit_code = 0;               // set once the task exited
+  std::string message;                 // short, for `service ps`: "started", "exit 3"
+  std::string error;                   // why it failed, "" when it did not
+  std::string container_id;            // pid for processes, engine id for containers
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // "process", "sim", "docker": recorded in the node's description.
+  virtual std::string Name() const = 0;
+
+  // Begins running `task` (its spec is the immutable ContainerSpec copy) with
+  // `files` in place. Ok when the start began or the task is already known
+  // (idempotent: the agent may repeat it after a restart). An error here means
+  // the task can never run as given (no command, unknown user): the agent
+  // reports it REJECTED with this message. Later failures show in Poll().
+  virtual Status Start(const v1::Task& task, const std::vector<TaskFile>& files) = 0;
+
+  // Asks the task to stop: its stop signal (spec.stop_signal, default
+  // SIGTERM), then a kill after `grace`. Ok when begun or when the task is
+  // already gone or unknown. The task shows as SHUTDOWN (or COMPLETE/FAILED if
+  // it exited by itself first) in Poll() once it has exited.
+  virtual Status Stop(const std::string& task_id, std::chrono::nanoseconds grace) = 0;
+
+  // Forgets an exited task and deletes what it left (files dir, logs). Ok for
+  // an unknown task. kFailedPrecondition while it still runs.
+  virtual Status Remove(const std::string& task_id) = 0;
+
+  // Everything this executor knows, by task id: tasks started through it, and
+  // after a restart of the agent, the tasks it found left over from its
+  // previous life (adopted; their state as well as it can tell).
+  virtual std::map<std::string, Observed> Poll() = 0;
+
+  // Up to `max_bytes` of the task's captured output (stdout and stderr, in
+  // order) from byte `offset`; "" at the end. kNotFound for an unknown task.
+  virtual Result<std::string> Logs(const std::string& task_id, uint64_t offset,
+                                   size_t max_bytes) = 0;
+};
+
+}  // namespace shoal::executor
