@@ -4,6 +4,7 @@
 #include <leveldb/write_batch.h>
 
 #include <chrono>
+#include <thread>
 
 namespace shoal::agent {
 namespace {
@@ -80,6 +81,21 @@ void Agent::Stop() {
   client_->Cancel();
   if (poll_thread_.joinable()) poll_thread_.join();
   if (work_thread_.joinable()) work_thread_.join();
+}
+
+void Agent::StopAllTasks(std::chrono::milliseconds timeout) {
+  std::lock_guard<std::mutex> lock(exec_mu_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const auto& [id, obs] : executor_->Poll()) {
+    if (!Terminal(obs.state)) (void)executor_->Stop(id, timeout / 2);
+  }
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool running = false;
+    for (const auto& [id, obs] : executor_->Poll()) running = running || !Terminal(obs.state);
+    if (!running) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (const auto& [id, obs] : executor_->Poll()) (void)executor_->Remove(id);
 }
 
 size_t Agent::task_count() const {

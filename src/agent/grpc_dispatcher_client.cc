@@ -45,6 +45,10 @@ void GrpcDispatcherClient::Failed(const std::string& addr, const grpc::Status& s
   auto at = msg.find("leader at ");
   if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION && at != std::string::npos) {
     std::string leader = msg.substr(at + 10);
+    if (leader.empty()) {  // an election is under way: try the next one
+      current_ = (current_ + 1) % managers_.size();
+      return;
+    }
     for (size_t i = 0; i < managers_.size(); ++i) {
       if (managers_[i] == leader) {
         current_ = i;

@@ -29,8 +29,9 @@ Client Connect(const std::string& host) {
   if (target.rfind("tcp://", 0) == 0) target = target.substr(6);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  c.stub = v1::Control::NewStub(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  c.stub = v1::Control::NewStub(channel);
+  c.events = v1::Events::NewStub(channel);
   return c;
 }
 

@@ -20,6 +20,7 @@ std::string DefaultHost();
 struct Client {
   std::string host;
   std::unique_ptr<v1::Control::Stub> stub;
+  std::unique_ptr<v1::Events::Stub> events;
 };
 
 // `host` "" picks $SHOAL_HOST or DefaultHost(). "tcp://h:p" and "h:p" dial TCP.

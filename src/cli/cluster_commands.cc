@@ -59,6 +59,7 @@ int RunDaemon(manager::DaemonOptions o, bool dev, const std::string& advertise) 
       return 1;
     }
     o.data_dir = tmpl;
+    o.stop_tasks_on_exit = true;
     if (o.socket.empty()) {
       fs::create_directories(DefaultDataDir());
       o.socket = DefaultDataDir() + "/shoal.sock";

@@ -1,6 +1,8 @@
 // Verbs that talk to the cluster about stacks, services and tasks, and the
 // deploy that waits for convergence.
 
+#include <google/protobuf/util/json_util.h>
+
 #include <chrono>
 #include <iomanip>
 #include <iostream>
@@ -147,6 +149,30 @@ int DeployToCluster(const std::string& host, const v1::StackSpec& spec,
 }
 
 void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code) {
+  {
+    auto* cmd = app.add_subcommand("events", "Print the cluster's changes as they happen");
+    auto since = std::make_shared<uint64_t>(0);
+    auto stack_name = std::make_shared<std::string>();
+    auto kinds = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("--since", *since, "From this store version (default: from now)");
+    cmd->add_option("--stack", *stack_name, "Only this stack's tasks and services");
+    cmd->add_option("--kind", *kinds, "Only these kinds (task, service, node, stack, ...)");
+    cmd->callback([=] {
+      Client c = Connect(*host);
+      v1::WatchRequest req;
+      req.set_from_version(*since);
+      req.set_stack(*stack_name);
+      for (const auto& k : *kinds) req.add_kinds(k);
+      grpc::ClientContext ctx;
+      auto reader = c.events->Watch(&ctx, req);
+      v1::WatchEvent e;
+      while (reader->Read(&e)) {
+        std::cout << e.version() << " " << e.summary() << "\n" << std::flush;
+      }
+      grpc::Status s = reader->Finish();
+      if (!s.ok()) *exit_code = Fail(c, s);
+    });
+  }
   auto* stack = app.add_subcommand("stack", "List and manage deployed stacks");
   stack->require_subcommand(1);
   {
@@ -279,6 +305,61 @@ void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code)
       grpc::Status s = c.stub->ListTasks(Context().get(), req, &reply);
       if (!s.ok()) return void(*exit_code = Fail(c, s));
       PrintTasks(reply);
+    });
+  }
+  {
+    auto* cmd = service->add_subcommand("inspect", "Show a service as the cluster holds it (JSON)");
+    auto name = std::make_shared<std::string>();
+    cmd->add_option("SERVICE", *name, "Service name (stack_service) or id")->required();
+    cmd->callback([=] {
+      Client c = Connect(*host);
+      v1::ListServicesRequest req;
+      v1::ListServicesReply reply;
+      grpc::Status s = c.stub->ListServices(Context().get(), req, &reply);
+      if (!s.ok()) return void(*exit_code = Fail(c, s));
+      for (const auto& sv : reply.services()) {
+        if (sv.service().spec().name() != *name && sv.service().meta().id() != *name) continue;
+        std::string json;
+        google::protobuf::util::JsonPrintOptions jo;
+        jo.add_whitespace = true;
+        (void)google::protobuf::util::MessageToJsonString(sv, &json, jo);
+        std::cout << json;
+        return;
+      }
+      std::cerr << "error: service " << *name << " not found\n";
+      *exit_code = 1;
+    });
+  }
+  {
+    auto* cmd = service->add_subcommand("logs", "Print the output of a service's tasks");
+    auto name = std::make_shared<std::string>();
+    auto follow = std::make_shared<bool>(false);
+    cmd->add_option("SERVICE", *name, "Service name (stack_service) or id")->required();
+    cmd->add_flag("-f,--follow", *follow, "Keep printing new output");
+    cmd->callback([=] {
+      Client c = Connect(*host);
+      v1::ServiceLogsRequest req;
+      req.set_service(*name);
+      req.set_follow(*follow);
+      grpc::ClientContext ctx;
+      auto reader = c.events->ServiceLogs(&ctx, req);
+      v1::LogChunk chunk;
+      // Prefix each line with its task, as docker service logs does.
+      std::map<std::string, std::string> partial;
+      while (reader->Read(&chunk)) {
+        std::string prefix = chunk.service() + "." + std::to_string(chunk.slot()) + "@" +
+                             chunk.node_id().substr(0, 12) + " | ";
+        std::string& buf = partial[chunk.task_id()];
+        buf += chunk.data();
+        size_t nl;
+        while ((nl = buf.find('\n')) != std::string::npos) {
+          std::cout << prefix << buf.substr(0, nl + 1);
+          buf.erase(0, nl + 1);
+        }
+        std::cout << std::flush;
+      }
+      grpc::Status s = reader->Finish();
+      if (!s.ok()) *exit_code = Fail(c, s);
     });
   }
   {

@@ -82,6 +82,19 @@ std::string Daemon::Impl::NewSecret() {
   return Hex(buf, sizeof buf);
 }
 
+void Daemon::Impl::WaitNodeReady(std::chrono::steady_clock::time_point deadline) {
+  Manager* m = manager();
+  while (m && std::chrono::steady_clock::now() < deadline) {
+    bool ready = false;
+    m->RunSync([&] {
+      const v1::Node* n = m->store().state().Get<v1::Node>(identity_.node_id());
+      ready = n && n->status().state() == v1::NodeStatus::STATE_READY;
+    });
+    if (ready) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 Manager* Daemon::Impl::manager() {
   std::lock_guard<std::mutex> lock(mu_);
   return manager_.get();
@@ -322,6 +335,7 @@ Status Daemon::Impl::StartServing() {
   });
   membership_ = std::make_unique<MembershipService>(this);
   dispatcher_service_ = std::make_unique<DispatcherService>(this);
+  events_ = MakeEventsService(this);
   std::error_code ec;
   fs::remove(socket_, ec);
   grpc::ServerBuilder b;
@@ -332,6 +346,7 @@ Status Daemon::Impl::StartServing() {
   b.RegisterService(raft_service_.get());
   b.RegisterService(membership_.get());
   b.RegisterService(dispatcher_service_.get());
+  b.RegisterService(events_.get());
   server_ = b.BuildAndStart();
   if (!server_ || port_ == 0) {
     return {Code::kIo, "cannot listen on " + options_.listen + " and unix:" + socket_ +
@@ -349,7 +364,10 @@ void Daemon::Impl::Shutdown() {
     shutdown_ = true;
   }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  if (agent_) agent_->Stop();
+  if (agent_) {
+    agent_->Stop();
+    if (options_.stop_tasks_on_exit) agent_->StopAllTasks(std::chrono::seconds(10));
+  }
   std::unique_ptr<Manager> m;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -455,6 +473,9 @@ grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
       if (std::chrono::steady_clock::now() > deadline) return r->Finish(Grpc(s));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    // Answer once this node takes tasks (its agent's first heartbeat), so a
+    // deploy right after init is placed here rather than reported unplaceable.
+    d->WaitNodeReady(deadline);
     reply->set_node_id(d->identity_.node_id());
     reply->set_cluster_id(c.meta().id());
     reply->set_worker_token(c.join_tokens().worker());
@@ -516,6 +537,11 @@ grpc::ServerUnaryReactor* ControlService::Join(grpc::CallbackServerContext* ctx,
     *d->identity_.mutable_managers() = out.managers();
     if (Status st = d->SaveIdentity(); !st.ok()) return r->Finish(Grpc(st));
     if (Status st = d->StartRoles(); !st.ok()) return r->Finish(Grpc(st));
+    // Answer once the agent holds a session with the leader.
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!d->agent_->connected() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     reply->set_node_id(out.node_id());
     reply->set_role(out.role());
     r->Finish(grpc::Status::OK);

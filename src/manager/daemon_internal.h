@@ -79,6 +79,9 @@ class ControlService final : public v1::Control::CallbackService {
   Daemon::Impl* d_;
 };
 
+// The Events service (events_service.cc).
+std::unique_ptr<v1::Events::Service> MakeEventsService(Daemon::Impl* d);
+
 class Daemon::Impl {
  public:
   explicit Impl(const DaemonOptions& options);
@@ -90,6 +93,8 @@ class Daemon::Impl {
   Status SaveIdentity();
   void Shutdown();
 
+  // Polls (bounded) until this node's Node object says READY.
+  void WaitNodeReady(std::chrono::steady_clock::time_point deadline);
   // Any thread: the manager, or null before the node is one.
   Manager* manager();
   std::string NewSecret();
@@ -115,6 +120,7 @@ class Daemon::Impl {
   std::unique_ptr<transport::RaftService> raft_service_;
   std::unique_ptr<v1::Membership::CallbackService> membership_;
   std::unique_ptr<v1::Dispatcher::CallbackService> dispatcher_service_;
+  std::unique_ptr<v1::Events::Service> events_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -2,11 +2,13 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 #include "shoal/manager/manager.h"
 #include "shoal/orchestrator/orchestrator.h"
+#include "shoal/scheduler/scheduler.h"
 
 namespace shoal::manager {
 namespace {
@@ -251,7 +253,26 @@ v1::ServiceSummary Summarize(const store::State& state, const v1::Service& servi
       sum.set_completed(sum.completed() + 1);
     }
   }
-  sum.set_desired(global ? live : service.spec().replicas());
+  if (global) {
+    // Every node that could take a task counts, so a global service is not
+    // "converged" before its tasks exist.
+    v1::Task probe;
+    *probe.mutable_placement() = service.spec().placement();
+    *probe.mutable_resources() = service.spec().resources();
+    std::vector<v1::Task> none;
+    uint64_t eligible = 0;
+    for (const v1::Mutation* n : state.List(Kind::kNode)) {
+      const v1::Node& node = n->node();
+      if (node.status().state() != v1::NodeStatus::STATE_READY ||
+          node.spec().availability() != v1::NodeSpec::AVAILABILITY_ACTIVE) {
+        continue;
+      }
+      if (scheduler::Explain(node, none, probe).empty()) ++eligible;
+    }
+    sum.set_desired(std::max(live, eligible));
+  } else {
+    sum.set_desired(service.spec().replicas());
+  }
   return sum;
 }
 

@@ -16,8 +16,7 @@ class Manager::Random : public raft::RandomSource {
   std::mt19937_64 rng_;
 };
 
-namespace {
-
+// Task ids from the manager's generator (the orchestrator itself has none).
 class TaskIds : public orchestrator::IdSource {
  public:
   explicit TaskIds(std::mt19937_64* rng) : rng_(rng) {}
@@ -26,8 +25,6 @@ class TaskIds : public orchestrator::IdSource {
  private:
   std::mt19937_64* rng_;
 };
-
-}  // namespace
 
 std::string NewId(std::mt19937_64& rng) {
   static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -44,7 +41,6 @@ int64_t Manager::NowNs() {
 
 Manager::Manager(const ManagerOptions& options)
     : options_(options),
-      dispatcher_(options.dispatcher),
       random_(std::make_unique<Random>()),
       ids_(std::random_device{}()),
       addresses_(options.seed_addresses) {}
@@ -81,6 +77,8 @@ Status Manager::Init() {
   auto store = store::ReplicatedStore::Open(so, deps);
   if (!store.ok()) return store.error();
   store_ = std::move(store).value();
+  task_ids_ = std::make_unique<TaskIds>(&ids_);
+  loops_ = std::make_unique<ControlLoops>(store_.get(), options_.dispatcher, task_ids_.get());
   loop_ = std::make_unique<transport::EventLoop>(
       options_.tick, [this] { OnTick(); }, [this] { AfterBatch(); });
   return Status::Ok();
@@ -103,7 +101,8 @@ bool Manager::RunSync(const std::function<void()>& fn) {
 void Manager::Stop() {
   if (!loop_) return;
   loop_->RunSync([this] {
-    dispatcher_.StepDown();
+    loops_->dispatcher().StepDown();
+    loops_.reset();
     store_.reset();
   });
   loop_->Stop();
@@ -153,11 +152,7 @@ void Manager::OnTick() {
   // Every 100 ms: the slower control-loop work.
   if (++ticks_ % 10 != 0) return;
   RefreshAddresses();
-  if (store_->is_leader()) {
-    dispatcher_.Tick(store_->state(), NowNs());
-    // Timers (restart delays, node-down) need a pass even when nothing changed.
-    if (ticks_ % 100 == 0) orch_dirty_ = true;
-  }
+  loops_->Tick(NowNs());
 }
 
 void Manager::AfterBatch() {
@@ -168,57 +163,7 @@ void Manager::AfterBatch() {
     std::fprintf(stderr, "shoal: store stopped: %s\n", s.ToString().c_str());
     std::_Exit(2);
   }
-  bool leader = store_->is_leader();
-  if (leader != was_leader_) {
-    was_leader_ = leader;
-    if (leader) {
-      dispatcher_.BecomeLeader(store_->state(), NowNs());
-      orch_dirty_ = true;  // a full pass after failover
-    } else {
-      dispatcher_.StepDown();
-    }
-  }
-  if (!leader) return;
-  uint64_t applied = store_->state().applied_index();
-  if (applied != seen_index_) {
-    seen_index_ = applied;
-    orch_dirty_ = true;
-    dispatcher_.Changed(store_->state());
-  }
-  RunDispatcher();
-  RunOrchestrator();
-}
-
-void Manager::RunDispatcher() {
-  std::vector<v1::Mutation> muts = dispatcher_.TakeMutations(store_->state(), NowNs());
-  std::vector<v1::Mutation> statuses, nodes;
-  for (auto& m : muts) {
-    (m.op() == v1::Mutation::OP_TASK_STATUS ? statuses : nodes).push_back(std::move(m));
-  }
-  if (!statuses.empty()) {
-    // Status merges never conflict, so one transaction carries them all.
-    Propose(std::move(statuses), "dispatcher", [](Status, uint64_t) {});
-  }
-  if (!nodes.empty() && !node_inflight_) {
-    node_inflight_ = true;
-    Propose(std::move(nodes), "dispatcher", [this](Status, uint64_t) { node_inflight_ = false; });
-  }
-}
-
-void Manager::RunOrchestrator() {
-  if (!orch_dirty_ || orch_inflight_) return;
-  orch_dirty_ = false;
-  TaskIds ids(&ids_);
-  orchestrator::Options opts;
-  orchestrator::Outcome out = orchestrator::Reconcile(store_->state(), NowNs(), ids, opts);
-  if (out.mutations.empty()) return;
-  orch_inflight_ = true;
-  bool more = out.more_work;
-  Propose(std::move(out.mutations), "orchestrator", [this, more](Status s, uint64_t) {
-    orch_inflight_ = false;
-    // A conflict (an agent or the CLI wrote meanwhile) or a capped pass: go again.
-    if (!s.ok() || more) orch_dirty_ = true;
-  });
+  loops_->AfterBatch(NowNs());
 }
 
 }  // namespace shoal::manager

@@ -68,11 +68,38 @@ TEST_CASE("one node: init, deploy converges, scale, stack rm stops every task") 
   REQUIRE(c.Cli("n1", {"service", "scale", "demo_sleeper=1"}).code == 0);
   CHECK(Eventually([&] { return c.CountTasks() == 1; }, seconds(30)));
 
+  // Events since the start show the tasks being created and running.
+  CliResult events = c.Cli("n1", {"events", "--since", "1", "--kind", "task"}, "timeout 2");
+  INFO(events.out);
+  CHECK(events.out.find("task demo_sleeper.1 running") != std::string::npos);
+
   CliResult rm = c.Cli("n1", {"stack", "rm", "demo"});
   INFO(rm.out);
   CHECK(rm.code == 0);
   CHECK(Eventually([&] { return c.CountTasks() == 0; }, seconds(20)));
   CHECK(c.Cli("n1", {"stack", "ls"}).out.find("demo") == std::string::npos);
+}
+
+TEST_CASE("one node: service logs shows what the tasks printed") {
+  ShoalCluster c;
+  REQUIRE(c.Start("n1") != 0);
+  REQUIRE(c.Cli("n1", {"cluster", "init"}).code == 0);
+  std::string file =
+      c.WriteStack("stack.yml",
+                   "services:\n  talker:\n    image: busybox\n    command: [\"/bin/sh\", \"-c\", "
+                   "\"echo hello from $$SHOAL_TASK_SLOT; sleep 3600; echo " +
+                       c.marker() + "\"]\n    deploy:\n      replicas: 2\n");
+  REQUIRE(c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"}).code == 0);
+  CliResult logs;
+  CHECK(Eventually(
+      [&] {
+        logs = c.Cli("n1", {"service", "logs", "demo_talker"});
+        return logs.out.find("hello from 1") != std::string::npos &&
+               logs.out.find("hello from 2") != std::string::npos;
+      },
+      seconds(10)));
+  INFO(logs.out);
+  CHECK(logs.out.find("demo_talker.1@") != std::string::npos);
 }
 
 TEST_CASE("one node: a killed task is replaced in its slot") {

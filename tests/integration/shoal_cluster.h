@@ -86,8 +86,11 @@ class ShoalCluster {
   }
 
   // Runs `shoal --host <name's socket> args...`.
-  CliResult Cli(const std::string& name, const std::vector<std::string>& args) const {
-    std::string cmd = std::string(SHOAL_BINARY) + " --host unix://" + Data(name) + "/shoal.sock";
+  // `prefix` runs before the binary, e.g. "timeout 3" for a streaming verb.
+  CliResult Cli(const std::string& name, const std::vector<std::string>& args,
+                const std::string& prefix = "") const {
+    std::string cmd =
+        prefix + " " + std::string(SHOAL_BINARY) + " --host unix://" + Data(name) + "/shoal.sock";
     for (const auto& a : args) cmd += " '" + a + "'";
     cmd += " 2>&1";
     CliResult r;

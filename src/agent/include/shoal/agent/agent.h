@@ -67,6 +67,11 @@ class Agent {
   void Start();
   void Stop();
 
+  // Stops every task this node runs and waits (up to `timeout`) until they
+  // exited; for a dev cluster, whose tasks must not outlive it. Call after
+  // Stop().
+  void StopAllTasks(std::chrono::milliseconds timeout);
+
   // For `cluster info` and tests.
   size_t task_count() const;
   bool connected() const { return connected_.load(); }

@@ -22,6 +22,9 @@ struct DaemonOptions {
   std::string executor = "process";     // process | sim
   std::string hostname;                 // "" = gethostname()
   dispatcher::Options dispatcher;
+  // Stop this node's tasks at shutdown (the dev cluster, whose data dir goes
+  // away with it). Otherwise tasks keep running and are adopted at restart.
+  bool stop_tasks_on_exit = false;
 };
 
 class Daemon {

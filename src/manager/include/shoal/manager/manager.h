@@ -16,6 +16,7 @@
 
 #include "shoal/common/status.h"
 #include "shoal/dispatcher/dispatcher.h"
+#include "shoal/manager/control_loops.h"
 #include "shoal/raft/leveldb_storage.h"
 #include "shoal/store/persistent_state.h"
 #include "shoal/store/replicated_store.h"
@@ -58,7 +59,7 @@ class Manager {
 
   // Loop thread only.
   store::ReplicatedStore& store() { return *store_; }
-  dispatcher::Dispatcher& dispatcher() { return dispatcher_; }
+  dispatcher::Dispatcher& dispatcher() { return loops_->dispatcher(); }
   bool is_leader() const { return store_ && store_->is_leader(); }
   // The leader's cluster address ("" when unknown). Loop thread only.
   std::string LeaderAddress() const;
@@ -76,8 +77,6 @@ class Manager {
   Status Init();
   void AfterBatch();
   void OnTick();
-  void RunOrchestrator();
-  void RunDispatcher();
   void RefreshAddresses();
 
   ManagerOptions options_;
@@ -86,7 +85,8 @@ class Manager {
   std::unique_ptr<transport::GrpcTransport> transport_;
   std::unique_ptr<store::ReplicatedStore> store_;
   std::unique_ptr<transport::EventLoop> loop_;
-  dispatcher::Dispatcher dispatcher_;
+  std::unique_ptr<orchestrator::IdSource> task_ids_;
+  std::unique_ptr<ControlLoops> loops_;
 
   class Random;
   std::unique_ptr<Random> random_;
@@ -95,13 +95,6 @@ class Manager {
   mutable std::mutex addr_mu_;
   std::map<uint64_t, std::string> addresses_;
 
-  // Loop-thread state of the control loops.
-  bool was_leader_ = false;
-  uint64_t seen_index_ = 0;
-  bool orch_inflight_ = false;
-  bool orch_dirty_ = true;
-  bool node_inflight_ = false;
-  bool status_inflight_ = false;
   uint64_t ticks_ = 0;
 };
 

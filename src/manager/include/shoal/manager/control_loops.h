@@ -1,0 +1,53 @@
+#pragma once
+
+// The leader's control loops over the replicated store: the orchestrator
+// (which also schedules) and the dispatcher, driven after every applied batch
+// and on ticks. No threads, no clock of its own: the Manager drives it on its
+// event loop with the wall clock, the deterministic simulation with its own.
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "shoal/dispatcher/dispatcher.h"
+#include "shoal/orchestrator/orchestrator.h"
+#include "shoal/store/replicated_store.h"
+
+namespace shoal::manager {
+
+class ControlLoops {
+ public:
+  // `store` and `ids` are borrowed; `ids` names new tasks.
+  ControlLoops(store::ReplicatedStore* store, dispatcher::Options options,
+               orchestrator::IdSource* ids);
+
+  // After store->Process(): notices leadership changes, wakes the
+  // dispatcher's parked calls, proposes status reports, node changes and one
+  // orchestrator pass when the state moved.
+  void AfterBatch(int64_t now_ns);
+  // Every 100 ms or so: the dispatcher's timers, and now and then a pass of
+  // the orchestrator even when nothing changed (its timers).
+  void Tick(int64_t now_ns);
+
+  dispatcher::Dispatcher& dispatcher() { return dispatcher_; }
+
+ private:
+  void RunDispatcher(int64_t now_ns);
+  void RunOrchestrator(int64_t now_ns);
+  void Propose(std::vector<v1::Mutation> mutations, const char* who, int64_t now_ns,
+               std::function<void(Status)> done);
+
+  store::ReplicatedStore* store_;
+  dispatcher::Dispatcher dispatcher_;
+  orchestrator::IdSource* ids_;
+  bool was_leader_ = false;
+  uint64_t seen_index_ = 0;
+  bool orch_inflight_ = false;
+  bool orch_dirty_ = true;
+  bool node_inflight_ = false;
+  uint64_t ticks_ = 0;
+};
+
+}  // namespace shoal::manager
