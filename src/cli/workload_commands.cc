@@ -66,7 +66,14 @@ int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
     req.set_stack(stack);
     v1::ListServicesReply reply;
     grpc::Status s = c.stub->ListServices(Context(10).get(), req, &reply);
-    if (!s.ok()) return Fail(c, s);
+    if (!s.ok()) {
+      // A manager failing over is not the deploy failing: wait for the next leader.
+      bool transient = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+      if (!transient || std::chrono::steady_clock::now() > deadline) return Fail(c, s);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      continue;
+    }
     bool all = true;
     for (const auto& svc : reply.services()) {
       std::string line = ServiceState(svc);

@@ -4,12 +4,14 @@
 
 #include <catch2/catch.hpp>
 #include <cctype>
+#include <thread>
 
 #include "shoal_cluster.h"
 
 namespace shoal::testing {
 namespace {
 
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // A stack whose tasks are shell processes that carry the test's marker.
@@ -207,6 +209,66 @@ TEST_CASE("membership: a bad token is refused and admits nothing; workers join a
   CHECK(moved);
   WARN("worker loss to tasks running elsewhere: " << took << " s");
   CHECK(c.Cli("m1", {"node", "ls"}).out.find("down") != std::string::npos);
+}
+
+TEST_CASE("three managers: the leader is killed during a deploy, which still finishes") {
+  ShoalCluster c;
+  for (const char* n : {"m1", "m2", "m3"}) REQUIRE(c.Start(n) != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  std::string manager = TokenFrom(init.out, "manager");
+  REQUIRE(!manager.empty());
+  for (const char* n : {"m2", "m3"}) {
+    CliResult j = c.Cli(n, {"cluster", "join", "--token", manager, c.addr("m1")});
+    INFO(j.out);
+    REQUIRE(j.code == 0);
+    CHECK(j.out.find("as a manager") != std::string::npos);
+  }
+  CliResult ls;
+  CHECK(Eventually(
+      [&] {
+        ls = c.Cli("m2", {"node", "ls"});
+        size_t managers = 0, pos = 0;
+        while ((pos = ls.out.find(" manager ", pos)) != std::string::npos) ++managers, ++pos;
+        return managers == 3 && ls.out.find("leader") != std::string::npos &&
+               ls.out.find(" ready ") != std::string::npos;
+      },
+      seconds(20)));
+  INFO(ls.out);
+
+  // The deploy goes through m2; m1 leads, and dies while the tasks start.
+  std::string file = c.WriteStack("stack.yml", SleepStack(c, "", 6));
+  std::thread killer([&] {
+    std::this_thread::sleep_for(milliseconds(300));
+    c.Kill("m1");
+  });
+  CliResult dep = c.Cli("m2", {"deploy", "-c", file, "--timeout", "60", "demo"});
+  killer.join();
+  INFO(dep.out);
+  CHECK(dep.code == 0);
+  CHECK(dep.out.find("converged") != std::string::npos);
+  // Tasks that ran on m1 were moved to the managers that are alive.
+  CHECK(Eventually(
+      [&] {
+        CliResult ps = c.Cli("m3", {"stack", "ps", "demo"});
+        return Running(ps) == 6 && ps.out.find(" m1 ") == std::string::npos;
+      },
+      seconds(30)));
+  // The next write is accepted by the new leader.
+  auto start = std::chrono::steady_clock::now();
+  CHECK(Eventually(
+      [&] {
+        return c.Cli("m3", {"service", "scale", "demo_sleeper=2"}).code == 0;
+      },
+      seconds(20)));
+  WARN("next write accepted "
+       << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+       << " s after the check began");
+  CHECK(Eventually(
+      [&] {
+        return Running(c.Cli("m2", {"stack", "ps", "demo"})) == 2;
+      },
+      seconds(30)));
 }
 
 }  // namespace shoal::testing
