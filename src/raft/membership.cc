@@ -25,7 +25,10 @@ Status Raft::CheckConfChange(const Entry& e) const {
     // Either an earlier change is not applied yet, or this leader's no-op is
     // not: a change proposed before it could overlap one from an earlier
     // term that this leader has not seen committed.
-    return {Code::kFailedPrecondition, "a configuration change is pending"};
+    auto pending = log_.Slice(pending_conf_index_, pending_conf_index_ + 1, 0);
+    bool noop = !pending.empty() && pending[0].type() != shoal::v1::ENTRY_CONF_CHANGE;
+    return {Code::kFailedPrecondition, noop ? "this leader's first entry is not applied yet; retry"
+                                            : "a configuration change is pending; retry later"};
   }
   ConfChange cc;
   if (!cc.ParseFromString(e.data())) return InvalidArgument("undecodable configuration change");
@@ -72,29 +75,48 @@ void Raft::ApplyConfChange(const Entry& e) {
       prs_.erase(id);
       if (lead_transferee_ == id) AbortLeaderTransfer();
       if (id == id_) {
-        // A removed leader hands over to the most up-to-date voter at once
-        // rather than leaving the group to wait out an election timeout.
-        uint64_t best = 0;
-        uint64_t best_match = 0;
-        for (const auto& [pid, pr] : prs_) {
-          if (pr.match > best_match) {
-            best = pid;
-            best_match = pr.match;
-          }
-        }
-        if (best != 0 && best_match == log_.LastIndex()) {
-          Message t;
-          t.set_type(shoal::v1::MSG_TIMEOUT_NOW);
-          t.set_to(best);
-          Send(std::move(t));
-        }
-        BecomeFollower(term_, 0);
+        HandOverAfterRemoval();
         return;
       }
     }
   }
   // The quorum changed: entries may now be committed by the smaller group.
   if (role_ == Role::kLeader && MaybeCommit()) OnLeaderCommitted();
+}
+
+void Raft::HandOverAfterRemoval() {
+  // Rather than leave the group to wait out an election timeout, hand over
+  // to the most up-to-date voter: at once if it has the whole log, else keep
+  // leading (refusing proposals, which Propose does for a non-voter) until it
+  // has, which also tells the others the commit index of our removal. An
+  // election timeout later TickHeartbeat gives up and steps down anyway.
+  uint64_t best = 0;
+  uint64_t best_match = 0;
+  for (const auto& [pid, pr] : prs_) {
+    if (best == 0 || pr.match > best_match) {
+      best = pid;
+      best_match = pr.match;
+    }
+  }
+  if (best == 0) {
+    BecomeFollower(term_, 0);
+    return;
+  }
+  lead_transferee_ = best;
+  election_elapsed_ = 0;
+  if (best_match == log_.LastIndex()) {
+    SendTimeoutNow(best);
+    BecomeFollower(term_, 0);
+    return;
+  }
+  SendAppend(best);  // HandleAppendResponse sends MSG_TIMEOUT_NOW once it matches
+}
+
+void Raft::NoticeRemoved() {
+  // Only a member that applied a committed change removing us sends the
+  // notice, and ids are never reused, so it holds in every later term.
+  removed_notice_ = true;
+  if (role_ == Role::kPreCandidate || role_ == Role::kCandidate) BecomeFollower(term_, 0);
 }
 
 void Raft::SetConfState(const ConfState& cs) { conf_ = cs; }
@@ -123,6 +145,8 @@ Status Raft::ReadIndex(uint64_t from, std::string context) {
 }
 
 Status Raft::HandleReadIndex(uint64_t from, const std::string& context) {
+  // A removed leader only hands over; the group may already have a new one.
+  if (!IsVoter(id_)) return {Code::kUnavailable, "this member was removed from the group"};
   if (!CommittedInCurrentTerm()) {
     // Until our no-op commits, our commit index may lag entries an earlier
     // leader committed; a read index taken now could miss them.
@@ -169,13 +193,17 @@ void Raft::HandleTransferLeader(uint64_t to) {
   // The transfer must finish within one election timeout or it is abandoned.
   election_elapsed_ = 0;
   if (prs_.at(to).match == log_.LastIndex()) {
-    Message t;
-    t.set_type(shoal::v1::MSG_TIMEOUT_NOW);
-    t.set_to(to);
-    Send(std::move(t));
+    SendTimeoutNow(to);
   } else {
     SendAppend(to);
   }
+}
+
+void Raft::SendTimeoutNow(uint64_t to) {
+  Message t;
+  t.set_type(shoal::v1::MSG_TIMEOUT_NOW);
+  t.set_to(to);
+  Send(std::move(t));
 }
 
 }  // namespace shoal::raft

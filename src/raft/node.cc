@@ -142,6 +142,8 @@ Result<std::shared_ptr<const Snapshot>> RaftNode::CreateSnapshot(std::string dat
 }
 
 NodeStatus RaftNode::status() const { return raft_->status(); }
+std::vector<PeerProgress> RaftNode::Peers() const { return raft_->progress(); }
+bool RaftNode::removed() const { return raft_->removed(); }
 
 std::vector<Entry> RaftNode::EntriesForTest(uint64_t lo, uint64_t hi) const {
   return raft_->log().Slice(lo, hi, UINT64_MAX);

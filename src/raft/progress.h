@@ -43,6 +43,9 @@ struct Progress {
   uint64_t pending_snapshot = 0;
   // Heard from since the last check-quorum round.
   bool recent_active = false;
+  // Ticks since the last reply; unlike recent_active it is not cleared by
+  // each check-quorum round, so it can be reported at any time.
+  int inactive_ticks = 0;
   // Probe state: a probe is outstanding, wait for a reply or the next heartbeat.
   bool probe_sent = false;
   // Ticks spent in kSnapshot; a lost snapshot message is retried after a timeout.

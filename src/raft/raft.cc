@@ -56,6 +56,7 @@ void Raft::Reset(uint64_t term) {
   heartbeat_elapsed_ = 0;
   ResetRandomizedElectionTimeout();
   AbortLeaderTransfer();
+  transfer_campaign_pending_ = false;
   votes_.clear();
   prs_.clear();
   pending_conf_index_ = 0;
@@ -114,7 +115,14 @@ bool Raft::IsVoter(uint64_t id) const {
   return std::find(v.begin(), v.end(), id) != v.end();
 }
 
-bool Raft::Promotable() const { return IsVoter(id_) && !log_.snapshot_pending(); }
+bool Raft::IsRemoved(uint64_t id) const {
+  const auto& r = conf_.removed();
+  return std::find(r.begin(), r.end(), id) != r.end();
+}
+
+bool Raft::Promotable() const {
+  return IsVoter(id_) && !removed_notice_ && !log_.snapshot_pending();
+}
 
 size_t Raft::Quorum() const { return conf_.voters_size() / 2 + 1; }
 
@@ -167,10 +175,17 @@ void Raft::TickHeartbeat() {
       BecomeFollower(term_, 0);
       return;
     }
+    if (!IsVoter(id_)) {
+      // Removed, and no voter caught up within an election timeout: let the
+      // rest elect a leader on their own.
+      BecomeFollower(term_, 0);
+      return;
+    }
     // A transfer that did not finish within an election timeout has failed.
     AbortLeaderTransfer();
   }
   for (auto& [id, pr] : prs_) {
+    ++pr.inactive_ticks;
     // A lost snapshot message would otherwise stall this follower forever.
     if (pr.state == ProgressState::kSnapshot && ++pr.snapshot_ticks >= cfg_.election_ticks) {
       pr.BecomeProbe();
@@ -187,6 +202,25 @@ void Raft::TickHeartbeat() {
 // ---- messages ----
 
 Status Raft::Step(const Message& m) {
+  if ((m.type() == shoal::v1::MSG_VOTE || m.type() == shoal::v1::MSG_PRE_VOTE) &&
+      IsRemoved(m.from())) {
+    // Before any term or lease logic: a removed member must hear it, even
+    // while we ignore ordinary campaigns within the leader lease.
+    Message resp;
+    resp.set_type(m.type() == shoal::v1::MSG_VOTE ? shoal::v1::MSG_VOTE_RESP
+                                                  : shoal::v1::MSG_PRE_VOTE_RESP);
+    resp.set_to(m.from());
+    resp.set_term(term_);
+    resp.set_reject(true);
+    resp.set_context(kRemovedNotice);
+    Send(std::move(resp));
+    return Status::Ok();
+  }
+  if ((m.type() == shoal::v1::MSG_VOTE_RESP || m.type() == shoal::v1::MSG_PRE_VOTE_RESP) &&
+      m.reject() && m.context() == kRemovedNotice) {
+    NoticeRemoved();
+    return Status::Ok();
+  }
   if (m.term() > term_) {
     if (m.type() == shoal::v1::MSG_VOTE || m.type() == shoal::v1::MSG_PRE_VOTE) {
       bool force = m.context() == kCampaignTransfer;
@@ -337,8 +371,16 @@ Status Raft::StepFollower(const Message& m) {
       break;
     case shoal::v1::MSG_TIMEOUT_NOW:
       // Leadership transfer: campaign at once, skipping pre-vote, because the
-      // old leader vouches that our log is up to date.
-      if (m.from() == lead_) Hup(CampaignType::kTransfer);
+      // old leader vouches that our log is up to date. The commit index that
+      // came with it may make a configuration change (such as the old
+      // leader's own removal) committed but not applied: campaign right
+      // after applying it rather than dropping the transfer.
+      if (m.from() != lead_) break;
+      if (HasUnappliedConfChange()) {
+        transfer_campaign_pending_ = true;
+      } else {
+        Hup(CampaignType::kTransfer);
+      }
       break;
     case shoal::v1::MSG_READ_INDEX_RESP:
       read_states_.push_back(ReadState{m.index(), m.context()});
@@ -430,6 +472,10 @@ void Raft::Advance(const Ready& rd) {
     log_.AppliedTo(e.index());
     if (e.type() == shoal::v1::ENTRY_CONF_CHANGE) ApplyConfChange(e);
   }
+  if (transfer_campaign_pending_ && role_ == Role::kFollower && !HasUnappliedConfChange()) {
+    transfer_campaign_pending_ = false;
+    Hup(CampaignType::kTransfer);
+  }
 }
 
 Result<std::shared_ptr<const Snapshot>> Raft::CreateSnapshot(std::string data,
@@ -462,7 +508,25 @@ NodeStatus Raft::status() const {
   s.first_index = log_.FirstIndex();
   s.last_index = log_.LastIndex();
   s.conf_state = conf_;
+  s.removed = removed();
+  s.lead_transferee = lead_transferee_;
   return s;
+}
+
+std::vector<PeerProgress> Raft::progress() const {
+  std::vector<PeerProgress> out;
+  if (role_ != Role::kLeader) return out;
+  for (const auto& [id, pr] : prs_) {
+    if (id == id_) continue;
+    PeerProgress p;
+    p.id = id;
+    p.match = pr.match;
+    p.next = pr.next;
+    p.snapshot = pr.state == ProgressState::kSnapshot;
+    p.inactive_ticks = pr.inactive_ticks;
+    out.push_back(p);
+  }
+  return out;
 }
 
 }  // namespace shoal::raft

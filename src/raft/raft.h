@@ -27,6 +27,10 @@ using shoal::v1::MessageType;
 
 // Marks the votes of a leadership transfer, which bypass the leader lease.
 inline constexpr char kCampaignTransfer[] = "CampaignTransfer";
+// Marks a vote refusal sent to a member that campaigns although a committed
+// configuration change removed it: it stops campaigning (ids are never reused,
+// so the fact is final whatever the terms).
+inline constexpr char kRemovedNotice[] = "Removed";
 
 class Raft {
  public:
@@ -52,6 +56,8 @@ class Raft {
   Result<std::shared_ptr<const Snapshot>> CreateSnapshot(std::string data, uint64_t compact_index);
 
   NodeStatus status() const;
+  std::vector<PeerProgress> progress() const;
+  bool removed() const { return removed_notice_ || IsRemoved(id_); }
   uint64_t id() const { return id_; }
   Role role() const { return role_; }
   const RaftLog& log() const { return log_; }
@@ -68,6 +74,7 @@ class Raft {
   void TickHeartbeat();
   bool Promotable() const;
   bool IsVoter(uint64_t id) const;
+  bool IsRemoved(uint64_t id) const;
   size_t Quorum() const;
   void Send(Message m);
   Status StepLeader(const Message& m);
@@ -109,7 +116,10 @@ class Raft {
   void ReleaseReads(const std::vector<ReadOnly::Request>& done);
   bool CommittedInCurrentTerm() const;
   void HandleTransferLeader(uint64_t to);
+  void SendTimeoutNow(uint64_t to);
   void AbortLeaderTransfer() { lead_transferee_ = 0; }
+  void HandOverAfterRemoval();
+  void NoticeRemoved();
 
   const uint64_t id_;
   Config cfg_;
@@ -129,6 +139,12 @@ class Raft {
   int randomized_election_timeout_ = 0;
 
   uint64_t lead_transferee_ = 0;
+  // A MSG_TIMEOUT_NOW arrived while a committed configuration change was not
+  // yet applied: campaign as soon as it is (Advance), not with a stale quorum.
+  bool transfer_campaign_pending_ = false;
+  // A peer told us a committed change removed us (kRemovedNotice); not
+  // persisted: after a restart the first pre-vote round tells us again.
+  bool removed_notice_ = false;
   // A configuration change may be proposed only once this index is applied.
   uint64_t pending_conf_index_ = 0;
   // Batching: proposals since the last Ready go out in one AppendEntries.

@@ -107,6 +107,7 @@ void Raft::OnLeaderCommitted() {
 void Raft::HandleAppendResponse(const Message& m) {
   Progress& pr = prs_.at(m.from());
   pr.recent_active = true;
+  pr.inactive_ticks = 0;
   if (m.reject()) {
     uint64_t next_probe = m.reject_hint();
     if (m.log_term() > 0) next_probe = log_.FindConflictByTerm(m.reject_hint(), m.log_term());
@@ -142,19 +143,23 @@ void Raft::HandleAppendResponse(const Message& m) {
   while (MaybeSendAppend(m.from(), false)) {
   }
   if (m.from() == lead_transferee_ && pr.match == log_.LastIndex()) {
-    Message t;
-    t.set_type(shoal::v1::MSG_TIMEOUT_NOW);
-    t.set_to(m.from());
-    Send(std::move(t));
+    SendTimeoutNow(m.from());
+    // A removed leader has nothing left to do once its successor has the log.
+    if (!IsVoter(id_)) BecomeFollower(term_, 0);
   }
 }
 
 void Raft::HandleHeartbeatResponse(const Message& m) {
   Progress& pr = prs_.at(m.from());
   pr.recent_active = true;
+  pr.inactive_ticks = 0;
   pr.probe_sent = false;
   if (pr.state == ProgressState::kReplicate && pr.inflights.Full()) pr.inflights.FreeFirstOne();
   if (pr.match < log_.LastIndex()) SendAppend(m.from());
+  // The transferee may have dropped MSG_TIMEOUT_NOW (lost, or it arrived
+  // before the log did): repeat it. A copy that arrives after the transferee
+  // campaigned carries an older term and is dropped.
+  if (m.from() == lead_transferee_ && pr.match == log_.LastIndex()) SendTimeoutNow(m.from());
   if (m.context().empty()) return;
   if (read_only_.Ack(m.from(), m.context()) < Quorum()) return;
   ReleaseReads(read_only_.Advance(m.context()));

@@ -83,9 +83,18 @@ Status ReplicatedStore::Step(const v1::Message& message) {
   return node_->Step(message);
 }
 
+Status ReplicatedStore::Refusal() const {
+  if (!fatal_.ok()) return fatal_;
+  if (node_->removed()) {
+    return {Code::kFailedPrecondition,
+            "member " + std::to_string(options_.raft.id) + " was removed from the group"};
+  }
+  return Status::Ok();
+}
+
 void ReplicatedStore::Propose(v1::Command command, ProposeCallback done) {
-  if (!fatal_.ok()) {
-    completions_.push_back({std::move(done), fatal_, 0});
+  if (Status s = Refusal(); !s.ok()) {
+    completions_.push_back({std::move(done), std::move(s), 0});
     return;
   }
   std::string id = NextRequestId();
@@ -99,8 +108,8 @@ void ReplicatedStore::Propose(v1::Command command, ProposeCallback done) {
 }
 
 void ReplicatedStore::Read(ReadCallback done) {
-  if (!fatal_.ok()) {
-    completions_.push_back({std::move(done), fatal_, 0});
+  if (Status s = Refusal(); !s.ok()) {
+    completions_.push_back({std::move(done), std::move(s), 0});
     return;
   }
   std::string ctx = NextRequestId();
@@ -123,6 +132,82 @@ void ReplicatedStore::ReportSnapshot(uint64_t peer, bool ok) {
 Status ReplicatedStore::TransferLeadership(uint64_t peer) {
   if (!fatal_.ok()) return fatal_;
   return node_->TransferLeadership(peer);
+}
+
+Status ReplicatedStore::StepDown() {
+  if (!fatal_.ok()) return fatal_;
+  if (!is_leader()) return {Code::kFailedPrecondition, "not the leader"};
+  std::vector<raft::PeerProgress> peers = node_->Peers();
+  if (peers.empty()) return {Code::kFailedPrecondition, "the only voter: nobody to hand over to"};
+  // The most up-to-date voter needs the fewest entries before it can take
+  // over; one that has not answered lately would only stall the transfer.
+  const raft::PeerProgress* best = nullptr;
+  for (const auto& p : peers) {
+    if (p.inactive_ticks >= options_.raft.election_ticks) continue;
+    if (best == nullptr || p.match > best->match) best = &p;
+  }
+  if (best == nullptr) return Unavailable("no other voter answered within an election timeout");
+  return node_->TransferLeadership(best->id);
+}
+
+void ReplicatedStore::ProposeConfChange(const raft::ConfChange& change, ProposeCallback done) {
+  if (Status s = Refusal(); !s.ok()) {
+    completions_.push_back({std::move(done), std::move(s), 0});
+    return;
+  }
+  raft::NodeStatus st = node_->status();
+  if (st.role != raft::Role::kLeader) {
+    // Raft forwards commands but not configuration changes: the caller must
+    // find the leader, which also is the only member that can vouch for the
+    // outcome.
+    completions_.push_back(
+        {std::move(done), Unavailable("not the leader (leader: " + std::to_string(st.leader) + ")"),
+         0});
+    return;
+  }
+  if (Status s = node_->ProposeConfChange(change); !s.ok()) {
+    completions_.push_back({std::move(done), std::move(s), 0});
+    return;
+  }
+  // Raft appended the entry at once: it is the last one.
+  uint64_t index = node_->status().last_index;
+  conf_changes_[index] = PendingConfChange{std::move(done), st.term, ticks_ + request_timeout_};
+}
+
+std::vector<uint64_t> ReplicatedStore::voters() const {
+  raft::NodeStatus st = node_->status();
+  return {st.conf_state.voters().begin(), st.conf_state.voters().end()};
+}
+
+bool ReplicatedStore::removed() const { return node_->removed(); }
+
+std::vector<VoterStatus> ReplicatedStore::voter_status() const {
+  using Reach = VoterStatus::Reachability;
+  raft::NodeStatus st = node_->status();
+  bool leading = st.role == raft::Role::kLeader;
+  std::map<uint64_t, raft::PeerProgress> progress;
+  for (const auto& p : node_->Peers()) progress[p.id] = p;
+  std::vector<VoterStatus> out;
+  for (uint64_t id : st.conf_state.voters()) {
+    VoterStatus v;
+    v.id = id;
+    v.leader = id == st.leader;
+    if (id == st.id) {
+      v.reachability = Reach::kReachable;
+      if (leading) v.match = st.last_index;
+    } else if (auto it = progress.find(id); leading && it != progress.end()) {
+      v.reachability = it->second.inactive_ticks < options_.raft.election_ticks
+                           ? Reach::kReachable
+                           : Reach::kUnreachable;
+      v.match = it->second.match;
+    } else if (v.leader) {
+      // A follower keeps its leader only while it hears from it (pre-vote
+      // clears it after an election timeout of silence).
+      v.reachability = Reach::kReachable;
+    }
+    out.push_back(v);
+  }
+  return out;
 }
 
 Status ReplicatedStore::Process() {
@@ -234,8 +319,11 @@ void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* e
     is_command = false;
   }
   if (!is_command) {
-    // A leader's no-op or a membership change: only the applied index moves.
+    // A leader's no-op or a membership change: only the applied index moves
+    // (Raft applies the change itself in Advance, and keeps the configuration
+    // in its snapshots and log, so the applied state needs no copy).
     (void)state_.Apply(entry.index(), v1::Command(), nullptr);
+    if (entry.type() == v1::ENTRY_CONF_CHANGE) ApplyConfChangeEntry(entry);
     return;
   }
   Status s = state_.Apply(entry.index(), command, events);
@@ -243,6 +331,17 @@ void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* e
   if (it == proposals_.end()) return;  // proposed elsewhere, or timed out
   completions_.push_back({std::move(it->second.done), std::move(s), entry.index()});
   proposals_.erase(it);
+}
+
+void ReplicatedStore::ApplyConfChangeEntry(const raft::Entry& entry) {
+  auto it = conf_changes_.find(entry.index());
+  if (it == conf_changes_.end()) return;  // proposed by another member, or timed out
+  // The completion runs after Advance, when voters() shows the change.
+  Status s = it->second.term == entry.term()
+                 ? Status::Ok()
+                 : Unavailable("the configuration change was replaced by another leader's entry");
+  completions_.push_back({std::move(it->second.done), std::move(s), entry.index()});
+  conf_changes_.erase(it);
 }
 
 void ReplicatedStore::ServeReads() {
@@ -306,6 +405,8 @@ void ReplicatedStore::FailAll(const Status& status) {
   proposals_.clear();
   for (auto& [ctx, r] : reads_) completions_.push_back({std::move(r.done), status, 0});
   reads_.clear();
+  for (auto& [index, c] : conf_changes_) completions_.push_back({std::move(c.done), status, 0});
+  conf_changes_.clear();
 }
 
 void ReplicatedStore::ExpireRequests() {
@@ -326,6 +427,14 @@ void ReplicatedStore::ExpireRequests() {
     }
     completions_.push_back({std::move(it->second.done), timeout, 0});
     it = reads_.erase(it);
+  }
+  for (auto it = conf_changes_.begin(); it != conf_changes_.end();) {
+    if (it->second.deadline > ticks_) {
+      ++it;
+      continue;
+    }
+    completions_.push_back({std::move(it->second.done), timeout, 0});
+    it = conf_changes_.erase(it);
   }
 }
 

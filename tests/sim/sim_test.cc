@@ -16,7 +16,7 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
   return v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-void RunSeeds(int nodes, uint64_t first_seed, uint64_t default_count) {
+void RunSeeds(int nodes, uint64_t first_seed, uint64_t default_count, bool store = false) {
   uint64_t count = EnvOr("SHOAL_SIM_SEEDS", default_count);
   if (std::getenv("SHOAL_SIM_SEED")) {
     first_seed = EnvOr("SHOAL_SIM_SEED", 0);
@@ -30,10 +30,11 @@ void RunSeeds(int nodes, uint64_t first_seed, uint64_t default_count) {
     o.seed = seed;
     o.nodes = nodes;
     o.verbose = verbose;
-    SimResult r = RunSimulation(o);
+    SimResult r = store ? RunStoreSimulation(o) : RunSimulation(o);
     if (!r.ok) {
-      FAIL("seed " << seed << " with " << nodes << " members failed; rerun with SHOAL_SIM_SEED="
-                   << seed << " shoal_raft_sim \"[members" << nodes << "]\"\n"
+      FAIL("seed " << seed << " with " << nodes
+                   << " members failed; rerun with SHOAL_SIM_SEED=" << seed << " shoal_raft_sim \"["
+                   << (store ? "store" : "members") << nodes << "]\"\n"
                    << r.error);
     }
     total.writes_acked += r.stats.writes_acked;
@@ -46,16 +47,20 @@ void RunSeeds(int nodes, uint64_t first_seed, uint64_t default_count) {
     total.membership_changes += r.stats.membership_changes;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  WARN(nodes << " members, " << count << " seeds in " << secs << " s: " << total.writes_acked
-             << " writes acked, " << total.reads_served << " reads, " << total.messages
-             << " messages, " << total.crashes << " crashes, " << total.partitions
-             << " partitions, " << total.elections << " leaders, " << total.snapshots_installed
-             << " snapshots installed, " << total.membership_changes << " membership changes");
+  WARN((store ? "stores: " : "") << nodes << " members, " << count << " seeds in " << secs << " s: "
+                                 << total.writes_acked << " writes acked, " << total.reads_served
+                                 << " reads, " << total.messages << " messages, " << total.crashes
+                                 << " crashes, " << total.partitions << " partitions, "
+                                 << total.elections << " leaders, " << total.snapshots_installed
+                                 << " snapshots installed, " << total.membership_changes
+                                 << " membership changes");
 }
 
 TEST_CASE("Raft simulation, 3 members", "[members3]") { RunSeeds(3, 1, 600); }
 
 TEST_CASE("Raft simulation, 5 members", "[members5]") { RunSeeds(5, 100001, 400); }
+
+TEST_CASE("Store simulation, 3 members", "[store3]") { RunSeeds(3, 200001, 200, true); }
 
 }  // namespace
 }  // namespace shoal::sim

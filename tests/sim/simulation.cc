@@ -6,6 +6,7 @@
 #include <memory>
 #include <queue>
 #include <random>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -126,6 +127,7 @@ class Simulation {
   std::map<uint64_t, uint64_t> hash_at_;            // state machine hash after each index
   std::map<std::string, uint64_t> pending_writes_;  // write id -> member it was sent to
   std::map<std::string, uint64_t> acked_;           // write id -> index
+  std::set<uint64_t> removed_ids_;                  // every id some member applied as removed
   uint64_t max_observed_ = 0;
   uint64_t next_write_ = 0;
   uint64_t next_read_ = 0;
@@ -453,7 +455,19 @@ void Simulation::ChangeMembership() {
 void Simulation::CheckLeaders() {
   for (const auto& [id, n] : nodes_) {
     if (!n.raft) continue;
+    auto cs = n.raft->status().conf_state;
+    removed_ids_.insert(cs.removed().begin(), cs.removed().end());
+  }
+  for (const auto& [id, n] : nodes_) {
+    if (!n.raft) continue;
     auto st = n.raft->status();
+    // A member that believes it was removed must be right, and must be quiet.
+    if (st.removed && !removed_ids_.count(id)) {
+      return Fail("member " + std::to_string(id) + " believes it was removed; nobody applied that");
+    }
+    if (st.removed && (st.role == Role::kCandidate || st.role == Role::kPreCandidate)) {
+      return Fail("removed member " + std::to_string(id) + " campaigns");
+    }
     if (st.role != Role::kLeader) continue;
     auto [it, inserted] = leader_of_term_.emplace(st.term, id);
     if (inserted) {

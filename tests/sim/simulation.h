@@ -41,5 +41,9 @@ struct SimResult {
 };
 
 SimResult RunSimulation(const SimOptions& options);
+// The same over whole ReplicatedStores (store_simulation.cc): membership
+// changes through the store's API in most seeds, stopped removed members,
+// joiners started with empty disks once their addition is applied.
+SimResult RunStoreSimulation(const SimOptions& options);
 
 }  // namespace shoal::sim

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "shoal/raft/leveldb_storage.h"
 #include "shoal/raft/memory_storage.h"
 #include "shoal/store/replicated_store.h"
 #include "shoal/store/txn.h"
@@ -109,30 +110,54 @@ class StoreCluster {
  public:
   struct Member {
     uint64_t id = 0;
-    raft::MemoryStorage disk;  // survives crashes
+    bool founder = true;       // bootstraps with the founders; a joiner starts with no peers
+    raft::MemoryStorage disk;  // survives crashes (without a data directory)
+    // With a data directory: LevelDB raft log and applied state, closed by a
+    // crash and reopened by Start.
+    std::unique_ptr<raft::LevelDbStorage> raft_db;
+    std::unique_ptr<PersistentState> applied;
     std::unique_ptr<MemNetwork::Endpoint> endpoint;
     std::unique_ptr<SeededRandom> random;
     std::unique_ptr<ReplicatedStore> store;  // null while crashed
   };
 
-  StoreCluster(int n, ReplicatedStoreOptions options, uint64_t seed = 1) : options_(options) {
+  // `data_dir` empty: in-memory raft storage and no PersistentState.
+  StoreCluster(int n, ReplicatedStoreOptions options, uint64_t seed = 1,
+               std::filesystem::path data_dir = {})
+      : options_(options), seed_(seed), data_dir_(std::move(data_dir)) {
     for (int i = 1; i <= n; ++i) options_.raft.peers.push_back(static_cast<uint64_t>(i));
-    for (int i = 1; i <= n; ++i) {
-      auto m = std::make_unique<Member>();
-      m->id = static_cast<uint64_t>(i);
-      m->endpoint = std::make_unique<MemNetwork::Endpoint>(&net_, m->id);
-      m->random = std::make_unique<SeededRandom>(seed * 1000 + m->id);
-      members_[m->id] = std::move(m);
-    }
+    for (int i = 1; i <= n; ++i) NewMember(static_cast<uint64_t>(i), /*founder=*/true);
     for (auto& [id, m] : members_) (void)Start(id);
+  }
+  ~StoreCluster() {
+    for (auto& [id, m] : members_) m->store.reset();  // before the storages it borrows
+  }
+
+  // A new member with empty storage and no peers, as `shoal cluster join`
+  // starts one; it is not a voter until the leader adds it.
+  Status AddJoiner(uint64_t id) {
+    NewMember(id, /*founder=*/false);
+    return Start(id);
   }
 
   Status Start(uint64_t id) {
     Member& m = *members_.at(id);
     ReplicatedStoreOptions o = options_;
     o.raft.id = id;
+    if (!m.founder) o.raft.peers.clear();
     ReplicatedStoreDeps deps;
     deps.raft_storage = &m.disk;
+    if (!data_dir_.empty()) {
+      std::filesystem::path dir = data_dir_ / std::to_string(id);
+      auto r = raft::LevelDbStorage::Open((dir / "raft").string());
+      if (!r.ok()) return r.error();
+      m.raft_db = std::move(r).value();
+      auto a = PersistentState::Open((dir / "state").string());
+      if (!a.ok()) return a.error();
+      m.applied = std::move(a).value();
+      deps.raft_storage = m.raft_db.get();
+      deps.applied = m.applied.get();
+    }
     deps.transport = m.endpoint.get();
     deps.random = m.random.get();
     auto s = ReplicatedStore::Open(o, deps);
@@ -140,7 +165,13 @@ class StoreCluster {
     m.store = std::move(s).value();
     return m.store->Process();
   }
-  void Crash(uint64_t id) { members_.at(id)->store.reset(); }
+  void Crash(uint64_t id) {
+    Member& m = *members_.at(id);
+    m.store.reset();
+    m.raft_db.reset();
+    m.applied.reset();
+  }
+  bool Has(uint64_t id) const { return members_.count(id) > 0; }
 
   ReplicatedStore* store(uint64_t id) { return members_.at(id)->store.get(); }
   MemNetwork& net() { return net_; }
@@ -171,11 +202,19 @@ class StoreCluster {
     }
     return pred();
   }
+  // The live leader of the highest term (a deposed one may not know yet).
   uint64_t Leader() {
+    uint64_t best = 0;
+    uint64_t term = 0;
     for (auto& [id, m] : members_) {
-      if (m->store && m->store->is_leader()) return id;
+      if (!m->store || !m->store->is_leader()) continue;
+      uint64_t t = m->store->raft_status().term;
+      if (best == 0 || t > term) {
+        best = id;
+        term = t;
+      }
     }
-    return 0;
+    return best;
   }
   // Proposes through `id` and steps until the callback ran.
   Outcome Put(uint64_t id, const v1::Config& c) {
@@ -185,9 +224,31 @@ class StoreCluster {
     RunUntil([&] { return out.done; });
     return out;
   }
+  // Proposes a membership change through `id` and steps until the callback ran.
+  Outcome Change(uint64_t id, v1::ConfChangeType type, uint64_t node) {
+    raft::ConfChange cc;
+    cc.set_type(type);
+    cc.set_node_id(node);
+    Outcome out;
+    store(id)->ProposeConfChange(cc, out.Callback());
+    (void)store(id)->Process();
+    RunUntil([&] { return out.done; });
+    return out;
+  }
 
  private:
+  void NewMember(uint64_t id, bool founder) {
+    auto m = std::make_unique<Member>();
+    m->id = id;
+    m->founder = founder;
+    m->endpoint = std::make_unique<MemNetwork::Endpoint>(&net_, id);
+    m->random = std::make_unique<SeededRandom>(seed_ * 1000 + id);
+    members_[id] = std::move(m);
+  }
+
   ReplicatedStoreOptions options_;
+  uint64_t seed_;
+  std::filesystem::path data_dir_;
   MemNetwork net_;
   std::map<uint64_t, std::unique_ptr<Member>> members_;
 };

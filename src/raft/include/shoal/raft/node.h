@@ -90,7 +90,27 @@ struct NodeStatus {
   uint64_t applied = 0;
   uint64_t first_index = 0;
   uint64_t last_index = 0;
+  // The applied configuration (voters and every removed id).
   ConfState conf_state;
+  // This member was removed by a committed configuration change: it applied
+  // the change, or a member that applied it refused its vote request. It
+  // never campaigns again.
+  bool removed = false;
+  // Leader only: the member leadership is being handed to, 0 when none.
+  uint64_t lead_transferee = 0;
+};
+
+// A leader's view of one other voter (RaftNode::Peers).
+struct PeerProgress {
+  uint64_t id = 0;
+  // Highest index known to be stored there, and the next one to send.
+  uint64_t match = 0;
+  uint64_t next = 0;
+  // Waiting for an InstallSnapshot to complete.
+  bool snapshot = false;
+  // Ticks since the leader last heard from it (any reply); compare with
+  // Config::election_ticks to call it reachable.
+  int inactive_ticks = 0;
 };
 
 class Raft;
@@ -119,9 +139,15 @@ class RaftNode {
   // committed_entries once it is. kUnavailable without a known leader or
   // during a leadership transfer.
   Status Propose(std::string data);
-  // Proposes adding or removing one voter. kFailedPrecondition while another
-  // change is pending, before this leader's no-op is applied, or for an id
-  // that is already a voter, is not one, or was removed before. Leader only.
+  // Proposes adding or removing one voter; Ok means appended at
+  // status().last_index (the change takes effect when that entry is applied).
+  // kFailedPrecondition while another change is pending or before this
+  // leader's no-op is applied (both pass: retry), for an id that is already
+  // a voter, is not one, or was removed before, and on a member that is not
+  // the leader; kUnavailable during a leadership transfer or once this leader
+  // was removed. A leader that removes itself keeps leading only until its
+  // most up-to-date voter has the whole log, then hands over
+  // (MSG_TIMEOUT_NOW) and steps down.
   Status ProposeConfChange(const ConfChange& change);
   // Starts a linearizable read; `context` must be unique among outstanding
   // requests. Completion appears in Ready::read_states. kUnavailable without
@@ -147,6 +173,11 @@ class RaftNode {
   Result<std::shared_ptr<const Snapshot>> CreateSnapshot(std::string data, uint64_t compact_index);
 
   NodeStatus status() const;
+  // status().removed without copying the configuration; for per-request checks.
+  bool removed() const;
+  // Leader only (empty otherwise): every other voter's replication progress,
+  // in id order.
+  std::vector<PeerProgress> Peers() const;
   // Entries in [lo, hi) still in memory; for tests and the simulation's checks.
   std::vector<Entry> EntriesForTest(uint64_t lo, uint64_t hi) const;
 

@@ -66,6 +66,20 @@ struct ReplicatedStoreOptions {
   int request_timeout_ticks = 0;
 };
 
+// How one voter looks from this member (ReplicatedStore::voter_status()), for
+// "leader / reachable / unreachable" in `shoal node ls`.
+struct VoterStatus {
+  enum class Reachability { kUnknown, kReachable, kUnreachable };
+  uint64_t id = 0;
+  bool leader = false;  // the leader this member currently knows
+  // On the leader: whether the voter answered within an election timeout.
+  // On a follower: itself and its leader are reachable, the rest unknown (ask
+  // the leader).
+  Reachability reachability = Reachability::kUnknown;
+  // Leader only: the highest log index known to be stored on that voter.
+  uint64_t match = 0;
+};
+
 // What the store borrows; every pointer must outlive it.
 struct ReplicatedStoreDeps {
   raft::Storage* raft_storage = nullptr;  // required: LevelDbStorage or MemoryStorage
@@ -113,7 +127,39 @@ class ReplicatedStore {
   void ReportUnreachable(uint64_t peer);
   void ReportSnapshot(uint64_t peer, bool ok);
   // Hands leadership to `peer` (before this member is removed or stops).
+  // Ok means the transfer started: the peer is brought up to date and then
+  // campaigns; proposals are refused meanwhile, and the transfer is abandoned
+  // after an election timeout. kFailedPrecondition when not the leader or
+  // `peer` is not a voter.
   Status TransferLeadership(uint64_t peer);
+  // Hands leadership to the voter with the highest match index among those
+  // that answered within an election timeout (ties: the lowest id), for a
+  // clean shutdown; then wait until is_leader() turns false (about one round
+  // trip, at most an election timeout). kFailedPrecondition when this member
+  // is not the leader or is the only voter; kUnavailable when no other voter
+  // answered lately.
+  Status StepDown();
+
+  // Proposes adding or removing one voter (change.context is opaque, e.g. the
+  // new member's address). `done` runs exactly once from Process() (or the
+  // destructor): Ok with the entry's index once the change is applied here,
+  // so voters() already shows it; kFailedPrecondition while another change
+  // is pending or before a new leader's first entry is applied (retry both
+  // later), for an id that is already a voter, is not a voter, or was removed
+  // before (ids are never reused), or when this member was removed;
+  // kUnavailable when this member is not the leader, leadership moved before
+  // the change was applied (its outcome is then unknown), a leadership
+  // transfer is in progress, the request timed out, or the store stopped.
+  //
+  // Adding: commit a record of the new member first, propose, and only on Ok
+  // start the new member with an empty data directory, raft.id = its id and
+  // raft.peers empty: it learns everything from the leader (log or
+  // snapshot). The group counts it in its quorum at once, so growing from
+  // one member to two stalls writes until the new one has caught up.
+  // Removing the leader itself: it keeps leading only until its most
+  // up-to-date voter has the whole log, then hands over and steps down, so
+  // `done` is its last success as leader.
+  void ProposeConfChange(const raft::ConfChange& change, ProposeCallback done);
 
   // Runs every Ready that the inputs since the last call produced. Returns the
   // first storage error, after which the store is stopped for good (its
@@ -125,6 +171,18 @@ class ReplicatedStore {
   const WatchLog& watch() const { return watch_; }
   raft::NodeStatus raft_status() const { return node_->status(); }
   bool is_leader() const { return node_->status().role == raft::Role::kLeader; }
+  // The voters of the configuration this member applied, ascending. Empty on a
+  // member that joined and has not yet learned the configuration.
+  std::vector<uint64_t> voters() const;
+  // Every voter with its role and reachability as this member sees them.
+  std::vector<VoterStatus> voter_status() const;
+  // True once this member applied a configuration change removing itself, or
+  // a member that applied one refused its vote (it missed the change while
+  // cut off). A removed member never campaigns again and refuses Propose,
+  // Read and ProposeConfChange; the daemon should stop it. A member that
+  // joined but was never added is not "removed": it is simply absent from
+  // voters() and never campaigns either.
+  bool removed() const;
   uint64_t snapshot_index() const { return snapshot_index_; }
   // Ok while running; the storage error that stopped it otherwise.
   const Status& health() const { return fatal_; }
@@ -140,6 +198,11 @@ class ReplicatedStore {
     uint64_t index = 0;
     bool has_index = false;
   };
+  struct PendingConfChange {
+    ProposeCallback done;
+    uint64_t term = 0;  // of the entry: another term at that index means it was overwritten
+    uint64_t deadline = 0;
+  };
   struct Completion {
     std::function<void(Status, uint64_t)> done;
     Status status;
@@ -151,6 +214,8 @@ class ReplicatedStore {
   Status ProcessReady(raft::Ready& rd);
   Status InstallSnapshot(const raft::Snapshot& snapshot);
   void ApplyEntry(const raft::Entry& entry, std::vector<Event>* events);
+  void ApplyConfChangeEntry(const raft::Entry& entry);
+  Status Refusal() const;
   void ServeReads();
   void CheckLeadership();
   void MaybeCampaignAlone();
@@ -178,6 +243,7 @@ class ReplicatedStore {
   uint64_t next_request_ = 0;
   std::map<std::string, PendingProposal> proposals_;
   std::map<std::string, PendingRead> reads_;
+  std::map<uint64_t, PendingConfChange> conf_changes_;  // by entry index
   std::vector<Completion> completions_;
   std::vector<uint64_t> unreachable_;
   bool processing_ = false;
