@@ -281,6 +281,7 @@ void Agent::SendHeartbeat() {
     return;
   }
   connected_ = true;
+  last_reply_ = *reply;
   if (reply->period_ns() > 0) {
     period_ = std::chrono::milliseconds(reply->period_ns() / 1'000'000);
   }

@@ -354,7 +354,16 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
       req.set_role(promote ? v1::NodeSpec::ROLE_MANAGER : v1::NodeSpec::ROLE_WORKER);
       v1::UpdateNodeReply reply;
       grpc::Status s = c.stub->UpdateNode(Context().get(), req, &reply);
+      // Role changes are made by the leader: follow the redirect once.
+      auto at = s.error_message().find("leader at ");
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && at != std::string::npos &&
+          at + 10 < s.error_message().size()) {
+        c = Connect("tcp://" + s.error_message().substr(at + 10));
+        s = c.stub->UpdateNode(Context().get(), req, &reply);
+      }
       if (!s.ok()) return void(*exit_code = Fail(c, s));
+      std::cout << "node " << *name << (promote ? " promoted to manager" : " demoted to worker")
+                << "\n";
     });
   }
   {

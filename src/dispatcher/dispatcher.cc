@@ -97,6 +97,8 @@ Result<v1::HeartbeatReply> Dispatcher::Heartbeat(const store::State& state,
   v1::HeartbeatReply reply;
   reply.set_session_id(s.id);
   reply.set_period_ns(heartbeat_period_ns(state));
+  reply.set_role(node->spec().desired_role());
+  reply.set_raft_id(node->manager_status().raft_id());
   for (const v1::Mutation* m : state.List(Kind::kNode)) {
     const v1::Node& n = m->node();
     if (!n.has_manager_status() || n.manager_status().raft_id() == 0) continue;

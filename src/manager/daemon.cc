@@ -132,29 +132,34 @@ Status Daemon::Impl::SaveIdentity() {
   return Status::Ok();
 }
 
-Status Daemon::Impl::StartRoles() {
+Status Daemon::Impl::StartManager() {
   std::map<uint64_t, std::string> seeds;
+  seeds[identity_.raft_id()] = identity_.advertise_addr();
+  for (const auto& m : identity_.managers()) {
+    if (m.raft_id() != 0) seeds[m.raft_id()] = m.addr();
+  }
+  ManagerOptions mo;
+  mo.data_dir = options_.data_dir;
+  mo.raft_id = identity_.raft_id();
+  // Only the founding member bootstraps; a joined one learns from the leader.
+  if (identity_.managers_size() == 0) mo.bootstrap_peers = {identity_.raft_id()};
+  mo.seed_addresses = seeds;
+  mo.dispatcher = options_.dispatcher;
+  auto m = Manager::Open(mo);
+  if (!m.ok()) return m.error();
+  std::lock_guard<std::mutex> lock(mu_);
+  manager_ = std::move(m).value();
+  return Status::Ok();
+}
+
+Status Daemon::Impl::StartRoles() {
   std::vector<std::string> manager_addrs;
   if (identity_.role() == v1::NodeSpec::ROLE_MANAGER) {
     manager_addrs.push_back(identity_.advertise_addr());
-    seeds[identity_.raft_id()] = identity_.advertise_addr();
+    if (Status s = StartManager(); !s.ok()) return s;
   }
   for (const auto& m : identity_.managers()) {
-    if (m.raft_id() != 0) seeds[m.raft_id()] = m.addr();
     if (m.addr() != identity_.advertise_addr()) manager_addrs.push_back(m.addr());
-  }
-  if (identity_.role() == v1::NodeSpec::ROLE_MANAGER) {
-    ManagerOptions mo;
-    mo.data_dir = options_.data_dir;
-    mo.raft_id = identity_.raft_id();
-    // Only the founding member bootstraps; a joined one learns from the leader.
-    if (identity_.managers_size() == 0) mo.bootstrap_peers = {identity_.raft_id()};
-    mo.seed_addresses = seeds;
-    mo.dispatcher = options_.dispatcher;
-    auto m = Manager::Open(mo);
-    if (!m.ok()) return m.error();
-    std::lock_guard<std::mutex> lock(mu_);
-    manager_ = std::move(m).value();
   }
   if (options_.executor == "sim") {
     executor_ = std::make_unique<executor::SimExecutor>();
@@ -182,7 +187,57 @@ Status Daemon::Impl::StartRoles() {
   if (!a.ok()) return a.error();
   agent_ = std::move(a).value();
   agent_->Start();
+  if (!watchdog_.joinable()) watchdog_ = std::thread([this] { Watch(); });
   return Status::Ok();
+}
+
+// Acts on what the cluster decided about this node: a promoted worker starts
+// a manager, a demoted (removed) manager stops its own and goes on as a
+// worker. Polls every 200 ms until shutdown.
+void Daemon::Impl::Watch() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return shutdown_; })) return;
+    }
+    Manager* m = manager();
+    if (m != nullptr) {
+      bool removed = false;
+      m->RunSync([&] { removed = m->store().removed(); });
+      if (!removed) continue;
+      std::fprintf(stderr,
+                   "shoal daemon: this node is no longer a manager; going on as a worker\n");
+      std::unique_ptr<Manager> old;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        old = std::move(manager_);
+      }
+      old->Stop();
+      identity_.set_role(v1::NodeSpec::ROLE_WORKER);
+      identity_.set_raft_id(0);
+      (void)SaveIdentity();
+      // Its Raft directories would confuse a later promotion: that gets a new id.
+      std::error_code ec;
+      fs::remove_all(options_.data_dir + "/raft", ec);
+      fs::remove_all(options_.data_dir + "/state", ec);
+      continue;
+    }
+    if (!agent_) continue;
+    v1::HeartbeatReply hb = agent_->last_heartbeat();
+    if (hb.role() != v1::NodeSpec::ROLE_MANAGER || hb.raft_id() == 0) continue;
+    std::fprintf(stderr, "shoal daemon: promoted to manager (raft id %llu)\n",
+                 static_cast<unsigned long long>(hb.raft_id()));
+    identity_.set_role(v1::NodeSpec::ROLE_MANAGER);
+    identity_.set_raft_id(hb.raft_id());
+    identity_.clear_managers();
+    for (const auto& ma : hb.managers()) {
+      if (ma.raft_id() != hb.raft_id()) *identity_.add_managers() = ma;
+    }
+    (void)SaveIdentity();
+    if (Status s = StartManager(); !s.ok()) {
+      std::fprintf(stderr, "shoal daemon: cannot start the manager: %s\n", s.ToString().c_str());
+    }
+  }
 }
 
 namespace {
@@ -257,7 +312,7 @@ class MembershipService final : public v1::Membership::CallbackService {
           raft::ConfChange cc;
           cc.set_type(v1::CONF_CHANGE_ADD_VOTER);
           cc.set_node_id(raft_id);
-          m->store().ProposeConfChange(cc, [r](Status s, uint64_t) { r->Finish(Grpc(s)); });
+          ConfChangeWithRetry(*m, cc, 30, [r](Status s) { r->Finish(Grpc(s)); });
         });
       });
     });
@@ -363,7 +418,9 @@ void Daemon::Impl::Shutdown() {
     if (shutdown_) return;
     shutdown_ = true;
   }
+  cv_.notify_all();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (watchdog_.joinable()) watchdog_.join();
   if (agent_) {
     agent_->Stop();
     if (options_.stop_tasks_on_exit) agent_->StopAllTasks(std::chrono::seconds(10));

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "shoal/agent/agent.h"
 #include "shoal/agent/grpc_dispatcher_client.h"
@@ -24,6 +25,14 @@ namespace shoal::manager {
 
 grpc::Status Grpc(const Status& s);
 grpc::Status NotManager();
+
+// ReplicatedStore::ProposeConfChange, again after 100 ms while Raft answers
+// "retry" (another change pending, a new leader), up to `attempts` times.
+// Loop thread only; `done` runs on the loop.
+void ConfChangeWithRetry(Manager& m, raft::ConfChange cc, int attempts,
+                         std::function<void(Status)> done);
+void ChangeRole(Manager& m, const store::State& state, const v1::Node& n, v1::NodeSpec::Role role,
+                grpc::ServerUnaryReactor* r, v1::UpdateNodeReply* reply);
 
 class ControlService final : public v1::Control::CallbackService {
  public:
@@ -90,6 +99,8 @@ class Daemon::Impl {
   Status StartServing();
   // Starts the manager (if the identity says so) and the agent.
   Status StartRoles();
+  Status StartManager();
+  void Watch();
   Status SaveIdentity();
   void Shutdown();
 
@@ -122,6 +133,7 @@ class Daemon::Impl {
   std::unique_ptr<v1::Dispatcher::CallbackService> dispatcher_service_;
   std::unique_ptr<v1::Events::Service> events_;
   std::unique_ptr<grpc::Server> server_;
+  std::thread watchdog_;
 };
 
 }  // namespace shoal::manager

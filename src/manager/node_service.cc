@@ -1,6 +1,10 @@
 // Control handlers for nodes: ls, inspect, update (availability, labels,
 // role), rm.
 
+#include <chrono>
+#include <random>
+#include <thread>
+
 #include "daemon_internal.h"
 #include "shoal/manager/deploy.h"
 
@@ -53,6 +57,89 @@ grpc::ServerUnaryReactor* ControlService::InspectNode(grpc::CallbackServerContex
                 });
 }
 
+void ConfChangeWithRetry(Manager& m, raft::ConfChange cc, int attempts,
+                         std::function<void(Status)> done) {
+  m.store().ProposeConfChange(cc, [&m, cc, attempts, done](Status s, uint64_t) {
+    // Another change pending, or a leader too new: Raft asks to come back.
+    bool retry = s.code() == Code::kFailedPrecondition &&
+                 s.message().find("retry") != std::string::npos && attempts > 0;
+    if (!retry) return done(s);
+    std::thread([&m, cc, attempts, done] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!m.Post([&m, cc, attempts, done] { ConfChangeWithRetry(m, cc, attempts - 1, done); })) {
+        done({Code::kUnavailable, "manager stopping"});
+      }
+    }).detach();
+  });
+}
+
+// Promotion adds a Raft voter for the node (its daemon starts a manager when
+// its heartbeat says so); demotion removes it (the daemon notices it was
+// removed and goes on as a worker). Leader only.
+void ChangeRole(Manager& m, const store::State& state, const v1::Node& n, v1::NodeSpec::Role role,
+                grpc::ServerUnaryReactor* r, v1::UpdateNodeReply* reply) {
+  if (!m.is_leader()) {
+    return r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                  "not the leader; leader at " + m.LeaderAddress()));
+  }
+  std::string id = n.meta().id();
+  if (role == v1::NodeSpec::ROLE_WORKER) {
+    uint64_t managers = 0;
+    for (const v1::Mutation* x : state.List(Kind::kNode)) {
+      if (x->node().manager_status().raft_id() != 0) ++managers;
+    }
+    if (managers <= 1) {
+      return r->Finish(Grpc(
+          {Code::kFailedPrecondition, "node " + n.description().hostname() +
+                                          " is the last manager: the cluster would have none"}));
+    }
+    // The record first, then the voter: a leader demoting itself can still
+    // write before it hands over, and never after.
+    uint64_t raft_id = n.manager_status().raft_id();
+    v1::Node next = n;
+    next.mutable_spec()->set_desired_role(v1::NodeSpec::ROLE_WORKER);
+    next.clear_manager_status();
+    v1::Mutation mut;
+    mut.set_expected_version(n.meta().version());
+    *mut.mutable_node() = next;
+    m.Propose({mut}, "demote", [&m, r, reply, next, raft_id](Status s, uint64_t) {
+      if (!s.ok()) return r->Finish(Grpc(s));
+      raft::ConfChange cc;
+      cc.set_type(v1::CONF_CHANGE_REMOVE_VOTER);
+      cc.set_node_id(raft_id);
+      ConfChangeWithRetry(m, cc, 30, [r, reply, next](Status s) {
+        if (s.ok()) *reply->mutable_node() = next;
+        r->Finish(Grpc(s));
+      });
+    });
+    return;
+  }
+  if (n.status().state() != v1::NodeStatus::STATE_READY) {
+    return r->Finish(Grpc({Code::kFailedPrecondition, "node " + n.description().hostname() +
+                                                          " is not ready: cannot promote"}));
+  }
+  std::random_device rd;
+  uint64_t raft_id = ((uint64_t{rd()} << 32 | rd()) >> 1) | 1;
+  v1::Node next = n;
+  next.mutable_spec()->set_desired_role(v1::NodeSpec::ROLE_MANAGER);
+  next.mutable_manager_status()->set_raft_id(raft_id);
+  next.mutable_manager_status()->set_addr(n.status().addr());
+  v1::Mutation mut;
+  mut.set_expected_version(n.meta().version());
+  *mut.mutable_node() = next;
+  m.SetAddress(raft_id, n.status().addr());
+  m.Propose({mut}, "promote", [&m, r, reply, next, raft_id](Status s, uint64_t) {
+    if (!s.ok()) return r->Finish(Grpc(s));
+    raft::ConfChange cc;
+    cc.set_type(v1::CONF_CHANGE_ADD_VOTER);
+    cc.set_node_id(raft_id);
+    ConfChangeWithRetry(m, cc, 30, [r, reply, next](Status s) {
+      if (s.ok()) *reply->mutable_node() = next;
+      r->Finish(Grpc(s));
+    });
+  });
+}
+
 grpc::ServerUnaryReactor* ControlService::UpdateNode(grpc::CallbackServerContext* ctx,
                                                      const v1::UpdateNodeRequest* req,
                                                      v1::UpdateNodeReply* reply) {
@@ -64,11 +151,7 @@ grpc::ServerUnaryReactor* ControlService::UpdateNode(grpc::CallbackServerContext
     v1::Node next = *n;
     if (request.set_availability()) next.mutable_spec()->set_availability(request.availability());
     if (request.set_role() && request.role() != n->spec().desired_role()) {
-      // Promotion starts a Raft member on that node and demotion stops one:
-      // the node's daemon must act on it, which is not built yet.
-      return r->Finish(Grpc({Code::kFailedPrecondition,
-                             "changing a node's role (promote/demote) is not supported yet: "
-                             "join the node with a manager token instead"}));
+      return ChangeRole(m, state, *n, request.role(), r, reply);
     }
     for (const auto& [k, v] : request.label_add()) (*next.mutable_spec()->mutable_labels())[k] = v;
     for (const auto& k : request.label_rm()) {

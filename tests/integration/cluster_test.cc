@@ -271,4 +271,39 @@ TEST_CASE("three managers: the leader is killed during a deploy, which still fin
       seconds(30)));
 }
 
+TEST_CASE("promote a worker, then demote the first manager; the cluster keeps working") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1") != 0);
+  REQUIRE(c.Start("w1") != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  REQUIRE(c.Cli("w1", {"cluster", "join", "--token", TokenFrom(init.out, "worker"), c.addr("m1")})
+              .code == 0);
+  CliResult w1ls = c.Cli("w1", {"node", "ls"});
+  CHECK(w1ls.code == 1);  // a worker serves no control API
+  CHECK(w1ls.out.find("not a manager") != std::string::npos);
+
+  CliResult p = c.Cli("m1", {"node", "promote", "w1"});
+  INFO(p.out);
+  REQUIRE(p.code == 0);
+  CHECK(Eventually([&] { return c.Cli("w1", {"node", "ls"}).code == 0; }, seconds(20)));
+  CliResult ls = c.Cli("w1", {"node", "ls"});
+  INFO(ls.out);
+  CHECK(ls.out.find("w1") != std::string::npos);
+
+  CliResult d = c.Cli("w1", {"node", "demote", "m1"});
+  INFO(d.out);
+  REQUIRE(d.code == 0);
+  // m1 stops serving the control API once it learns it was removed.
+  CHECK(Eventually([&] { return c.Cli("m1", {"node", "ls"}).code == 1; }, seconds(20)));
+  CliResult alone = c.Cli("w1", {"node", "demote", "w1"});
+  CHECK(alone.code == 1);
+  CHECK(alone.out.find("last manager") != std::string::npos);
+
+  std::string file = c.WriteStack("stack.yml", SleepStack(c, "", 2));
+  CliResult dep = c.Cli("w1", {"deploy", "-c", file, "--timeout", "60", "demo"});
+  INFO(dep.out);
+  CHECK(dep.code == 0);
+}
+
 }  // namespace shoal::testing

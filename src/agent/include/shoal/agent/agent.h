@@ -75,6 +75,11 @@ class Agent {
   // For `cluster info` and tests.
   size_t task_count() const;
   bool connected() const { return connected_.load(); }
+  // The role the cluster last gave this node (0 raft id: none known yet).
+  v1::HeartbeatReply last_heartbeat() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_reply_;
+  }
   // Set once a manager said this node is not in the cluster.
   bool removed() const { return removed_.load(); }
 
@@ -104,6 +109,7 @@ class Agent {
   bool stopping_ = false;
   std::vector<v1::AssignmentsReply> inbox_;  // from the poll thread
   std::string session_id_;
+  v1::HeartbeatReply last_reply_;
   std::chrono::milliseconds period_;
 
   // Work-thread state.
