@@ -138,25 +138,50 @@ std::string Message(const std::map<std::string, int>& reasons, size_t nodes) {
   return msg;
 }
 
-// Spread score: tasks of the service in the node's group for each preference
-// (lower is better), then on the node, then overall, then the node id.
-using Score = std::tuple<std::vector<int>, int, int, std::string>;
+// Tasks of the service in each label group of each spread preference
+// (`without`: the group of nodes that lack the label). Counted once per task,
+// not once per candidate node, so that spreading costs nodes, not nodes².
+struct SpreadCounts {
+  std::vector<std::map<std::string, int>> with;
+  std::vector<int> without;
+};
 
-Score ScoreOf(const NodeLoad& load, const v1::Task& task, const std::vector<NodeLoad>& all) {
-  std::vector<int> groups;
-  for (const auto& pref : task.placement().spread()) {
-    std::string mine;
-    bool has = Attribute(*load.node, pref, &mine);
-    int count = 0;
-    for (const auto& other : all) {
+SpreadCounts CountSpread(const std::vector<NodeLoad>& all, const v1::Task& task) {
+  const auto& prefs = task.placement().spread();
+  SpreadCounts c;
+  c.with.resize(prefs.size());
+  c.without.resize(prefs.size());
+  if (prefs.empty()) return c;
+  for (const auto& load : all) {
+    auto it = load.per_service.find(task.service_id());
+    if (it == load.per_service.end()) continue;
+    for (int i = 0; i < prefs.size(); ++i) {
       std::string v;
-      bool ohas = Attribute(*other.node, pref, &v);
-      if (ohas == has && (!has || v == mine)) {
-        auto it = other.per_service.find(task.service_id());
-        if (it != other.per_service.end()) count += it->second;
+      if (Attribute(*load.node, prefs[i], &v)) {
+        c.with[i][v] += it->second;
+      } else {
+        c.without[i] += it->second;
       }
     }
-    groups.push_back(count);
+  }
+  return c;
+}
+
+// Spread score: tasks of the service in the node's group for each preference
+// (lower is better), then on the node, then overall, then the node id.
+using Score = std::tuple<std::vector<int>, int, int, std::string_view>;
+
+Score ScoreOf(const NodeLoad& load, const v1::Task& task, const SpreadCounts& spread) {
+  std::vector<int> groups;
+  const auto& prefs = task.placement().spread();
+  for (int i = 0; i < prefs.size(); ++i) {
+    std::string mine;
+    if (Attribute(*load.node, prefs[i], &mine)) {
+      auto it = spread.with[i].find(mine);
+      groups.push_back(it == spread.with[i].end() ? 0 : it->second);
+    } else {
+      groups.push_back(spread.without[i]);
+    }
   }
   auto it = load.per_service.find(task.service_id());
   int mine = it == load.per_service.end() ? 0 : it->second;
@@ -188,6 +213,7 @@ Decision Schedule(const std::vector<v1::Node>& nodes, const std::vector<v1::Task
     std::map<std::string, int> reasons;
     NodeLoad* best = nullptr;
     Score best_score;
+    const SpreadCounts spread = CountSpread(loads, task);
     for (auto& load : loads) {
       // A global task belongs to one node: only that node is considered.
       if (!task.node_id().empty() && load.node->meta().id() != task.node_id()) continue;
@@ -196,7 +222,7 @@ Decision Schedule(const std::vector<v1::Node>& nodes, const std::vector<v1::Task
         reasons[why]++;
         continue;
       }
-      Score s = ScoreOf(load, task, loads);
+      Score s = ScoreOf(load, task, spread);
       if (!best || s < best_score) {
         best = &load;
         best_score = std::move(s);

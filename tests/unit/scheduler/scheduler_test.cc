@@ -142,6 +142,25 @@ TEST_CASE("spread preferences balance label groups before nodes") {
   CHECK(per["n1"] + per["n2"] == 2);
 }
 
+TEST_CASE("nodes without the spread label form a group of their own") {
+  std::vector<v1::Node> nodes = {MakeNode("n1", {{"zone", "a"}}), MakeNode("n2", {{"zone", "a"}}),
+                                 MakeNode("n3")};
+  v1::Task placed = MakeTask("r1");
+  placed.set_node_id("n1");
+  std::vector<v1::Task> pending;
+  for (int i = 0; i < 3; ++i) {
+    v1::Task t = MakeTask("t" + std::to_string(i));
+    t.mutable_placement()->add_spread("node.labels.zone");
+    pending.push_back(t);
+  }
+  // Zone a already has one: the unlabelled group gets the first, then they alternate.
+  Decision d = Schedule(nodes, {placed}, pending);
+  REQUIRE(d.assigned.size() == 3);
+  CHECK(d.assigned[0].node_id == "n3");
+  CHECK(d.assigned[1].node_id == "n2");
+  CHECK(d.assigned[2].node_id == "n3");
+}
+
 TEST_CASE("a global task is checked against its own node only") {
   std::vector<v1::Node> nodes = {MakeNode("n1"), MakeNode("n2")};
   v1::Task g = MakeTask("g1", "agent");

@@ -1,0 +1,101 @@
+// Global services and jobs: one live task on each eligible node, the node
+// fixed when the task is made.
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "pass.h"
+#include "policy.h"
+
+namespace shoal::orchestrator::internal {
+
+void ReconcileGlobal(Pass& p, ServiceTasks& st) {
+  const v1::Service& svc = *st.service;
+  const bool job = svc.spec().mode() == v1::MODE_GLOBAL_JOB;
+  const v1::Task probe = PlacementProbe(TaskTemplate(svc));
+
+  // Nodes that may receive a new task of the service now.
+  std::set<std::string> eligible;
+  for (const auto& [id, node] : p.nodes) {
+    if (CanStart(*node, probe)) eligible.insert(id);
+  }
+
+  // One live task per node. A live task without a node (left from a
+  // replicated mode before a mode change) has no place here.
+  std::map<std::string, std::vector<const v1::Task*>> by_node;
+  for (const v1::Task* t : st.read) {
+    if (!IsLive(*t)) continue;
+    if (t->node_id().empty()) {
+      if (!RetireUnit(p, *t)) return;
+      continue;
+    }
+    by_node[t->node_id()].push_back(t);
+  }
+
+  std::set<std::string> occupied;  // nodes left with a live task
+  std::vector<const v1::Task*> stale, live;
+  for (auto& [node_id, tasks] : by_node) {
+    std::sort(tasks.begin(), tasks.end(),
+              [&](const v1::Task* a, const v1::Task* b) { return BetterToKeep(svc, *a, *b); });
+    for (size_t i = 1; i < tasks.size(); ++i) {
+      if (!RetireUnit(p, *tasks[i])) return;
+    }
+    const v1::Task* t = tasks[0];
+    const v1::Node* node = FindNode(p, node_id);
+    const bool can_start = eligible.count(node_id) > 0;
+
+    if (IsDone(*t, job)) {
+      // The job ran here; it runs again only for a new spec_version, where
+      // the node still qualifies. The record of a node that is gone, or of an
+      // old version on a node the job left, becomes history.
+      bool keep = node != nullptr && (!IsStale(svc, *t) || CanStay(*node, probe));
+      if (!keep) {
+        if (!RetireUnit(p, *t)) return;
+        continue;
+      }
+      occupied.insert(node_id);
+      live.push_back(t);
+      if (IsStale(svc, *t) && can_start) stale.push_back(t);
+      continue;
+    }
+    // Down, removed, drained, or no longer matching the constraints: the
+    // node is not one of the service's, so its task goes and is not replaced
+    // until the node qualifies again.
+    if (IsLost(node) || !CanStay(*node, probe)) {
+      if (!RetireUnit(p, *t)) return;
+      continue;
+    }
+    if (HasEnded(*t, job)) {
+      if (!DecideRestart(svc, *t, p.now_ns).replace_now) {
+        occupied.insert(node_id);
+        live.push_back(t);
+        continue;
+      }
+      if (can_start) {
+        if (!ReplaceUnit(p, st, *t, t->restart_attempt() + 1)) return;
+        occupied.insert(node_id);
+        live.push_back(st.created.back());
+      } else if (!RetireUnit(p, *t)) {  // paused or not ready: refilled later
+        return;
+      }
+      continue;
+    }
+    occupied.insert(node_id);
+    live.push_back(t);
+    // A stale task on a node that takes no new tasks now (paused, not ready)
+    // keeps running until the node can take its replacement.
+    if (IsStale(svc, *t) && can_start) stale.push_back(t);
+  }
+
+  for (const v1::Task* t : PickStaleToReplace(svc, stale, live, p.now_ns)) {
+    if (!ReplaceUnit(p, st, *t, 0)) return;
+  }
+
+  for (const std::string& node_id : eligible) {
+    if (occupied.count(node_id)) continue;
+    if (!CreateUnit(p, st, 0, node_id, 0)) return;
+  }
+}
+
+}  // namespace shoal::orchestrator::internal

@@ -1,0 +1,125 @@
+#include "pass.h"
+
+#include <tuple>
+
+#include "shoal/scheduler/scheduler.h"
+
+namespace shoal::orchestrator::internal {
+
+bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b) {
+  auto key = [&](const v1::Task& t) {
+    return std::make_tuple(!IsStale(s, t), t.status().state() <= v1::TASK_RUNNING,
+                           t.status().state(), t.meta().created_at_ns(), t.meta().id());
+  };
+  return key(a) > key(b);
+}
+
+const v1::Node* FindNode(const Pass& p, const std::string& id) {
+  auto it = p.nodes.find(id);
+  return it == p.nodes.end() ? nullptr : it->second;
+}
+
+bool IsLost(const v1::Node* node) {
+  return node == nullptr || node->status().state() == v1::NodeStatus::STATE_DOWN;
+}
+
+bool IsFinished(const Pass& p, const v1::Task& t) {
+  if (t.status().state() >= v1::TASK_COMPLETE) return true;
+  if (!IsAssigned(t)) return true;  // no agent ever received it
+  // Nobody will report on a task whose node was removed; a DOWN node may
+  // still come back and report, so its tasks wait (the dispatcher will mark
+  // them ORPHANED after a grace period).
+  return FindNode(p, t.node_id()) == nullptr;
+}
+
+v1::Task TaskTemplate(const v1::Service& service) {
+  const v1::ServiceSpec& spec = service.spec();
+  v1::Task t;
+  t.set_service_id(service.meta().id());
+  t.set_service_name(spec.name());
+  t.set_stack(spec.stack());
+  *t.mutable_spec() = spec.container();
+  *t.mutable_resources() = spec.resources();
+  *t.mutable_placement() = spec.placement();
+  *t.mutable_networks() = spec.networks();
+  *t.mutable_endpoint() = spec.endpoint();
+  *t.mutable_restart_policy() = spec.restart_policy();
+  t.set_service_spec_version(service.spec_version());
+  t.set_desired_state(IsJob(spec.mode()) ? v1::TASK_COMPLETE : v1::TASK_RUNNING);
+  return t;
+}
+
+v1::Task PlacementProbe(const v1::Task& task) {
+  v1::Task probe;
+  probe.set_service_id(task.service_id());
+  *probe.mutable_placement()->mutable_constraints() = task.placement().constraints();
+  return probe;
+}
+
+bool CanStart(const v1::Node& node, const v1::Task& probe) {
+  return scheduler::Explain(node, {}, probe).empty();
+}
+
+bool CanStay(const v1::Node& node, const v1::Task& probe) {
+  if (node.status().state() == v1::NodeStatus::STATE_DOWN) return false;
+  if (node.spec().availability() == v1::NodeSpec::AVAILABILITY_DRAIN) return false;
+  // The probe carries only constraints: without any, nothing else can refuse.
+  if (probe.placement().constraints().empty()) return true;
+  if (CanStart(node, probe)) return true;
+  if (node.status().state() == v1::NodeStatus::STATE_READY &&
+      node.spec().availability() == v1::NodeSpec::AVAILABILITY_ACTIVE) {
+    return false;  // the scheduler refused it for a constraint
+  }
+  // Not ready or paused: ask the scheduler about the constraints alone, so
+  // that their meaning lives in one place.
+  v1::Node as_ready = node;
+  as_ready.mutable_status()->set_state(v1::NodeStatus::STATE_READY);
+  as_ready.mutable_spec()->set_availability(v1::NodeSpec::AVAILABILITY_ACTIVE);
+  return CanStart(as_ready, probe);
+}
+
+namespace {
+
+void Retire(Pass& p, const v1::Task& t) {
+  p.changes.Edit(t).set_desired_state(v1::TASK_SHUTDOWN);
+  p.counters.shut_down++;
+}
+
+void Create(Pass& p, ServiceTasks& st, uint64_t slot, const std::string& node_id,
+            uint64_t restart_attempt) {
+  v1::Task t = TaskTemplate(*st.service);
+  t.mutable_meta()->set_id(p.ids.NewTaskId());
+  t.set_slot(slot);
+  t.set_node_id(node_id);
+  t.set_restart_attempt(restart_attempt);
+  t.mutable_status()->set_state(v1::TASK_NEW);
+  t.mutable_status()->set_timestamp_ns(p.now_ns);
+  t.mutable_status()->set_message("created");
+  st.created.push_back(&p.changes.Create(std::move(t)));
+  p.counters.created++;
+}
+
+}  // namespace
+
+bool RetireUnit(Pass& p, const v1::Task& t) {
+  if (!p.changes.Reserve(p.changes.CostOf(t))) return false;
+  Retire(p, t);
+  return true;
+}
+
+bool CreateUnit(Pass& p, ServiceTasks& st, uint64_t slot, const std::string& node_id,
+                uint64_t restart_attempt) {
+  if (!p.changes.Reserve(1)) return false;
+  Create(p, st, slot, node_id, restart_attempt);
+  return true;
+}
+
+bool ReplaceUnit(Pass& p, ServiceTasks& st, const v1::Task& old, uint64_t restart_attempt) {
+  if (!p.changes.Reserve(p.changes.CostOf(old) + 1)) return false;
+  Retire(p, old);
+  bool global = IsGlobal(st.service->spec().mode());
+  Create(p, st, global ? 0 : old.slot(), global ? old.node_id() : "", restart_attempt);
+  return true;
+}
+
+}  // namespace shoal::orchestrator::internal

@@ -1,0 +1,116 @@
+#pragma once
+
+// What the steps of one Reconcile pass share: the read state, the changes
+// made so far, and the predicates every step agrees on. Internal to the
+// orchestrator module.
+//
+// Vocabulary (docs/orchestrator.md):
+//   live      desired_state <= COMPLETE: the task is meant to run (or, for a
+//             job, to run to completion). A slot or node wants exactly one.
+//   retired   desired_state >= SHUTDOWN: told to stop; history once finished.
+//   finished  nothing of the task runs anywhere: its status is terminal, it
+//             was never handed to an agent, or its node no longer exists.
+//   stale     made from an older service.spec_version than the service's.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "changes.h"
+#include "shoal/orchestrator/orchestrator.h"
+
+namespace shoal::orchestrator::internal {
+
+struct Pass {
+  Pass(const store::State& s, int64_t now, IdSource& id_source, size_t budget)
+      : state(s), now_ns(now), ids(id_source), changes(budget) {}
+
+  const store::State& state;
+  int64_t now_ns;
+  IdSource& ids;
+  uint64_t history_limit = 0;
+  std::map<std::string, const v1::Node*> nodes;  // by id
+  Changes changes;
+  Outcome counters;  // the counters only; mutations come from `changes`
+};
+
+// A service and its tasks: those read from the store (id order) and those
+// created for it in this pass.
+struct ServiceTasks {
+  const v1::Service* service = nullptr;
+  std::vector<const v1::Task*> read;
+  std::vector<const v1::Task*> created;
+};
+
+inline bool IsJob(v1::ServiceMode m) {
+  return m == v1::MODE_REPLICATED_JOB || m == v1::MODE_GLOBAL_JOB;
+}
+inline bool IsGlobal(v1::ServiceMode m) { return m == v1::MODE_GLOBAL || m == v1::MODE_GLOBAL_JOB; }
+
+inline bool IsLive(const v1::Task& t) { return t.desired_state() <= v1::TASK_COMPLETE; }
+inline bool IsStale(const v1::Service& s, const v1::Task& t) {
+  return t.service_spec_version() < s.spec_version();
+}
+// A job task that ran to completion: its slot or node is done.
+inline bool IsDone(const v1::Task& t, bool job) {
+  return job && t.status().state() == v1::TASK_COMPLETE;
+}
+// The agent reports that the task stopped although nobody asked it to: any
+// terminal state for a service, any but COMPLETE for a job.
+inline bool HasEnded(const v1::Task& t, bool job) {
+  return t.status().state() >= (job ? v1::TASK_SHUTDOWN : v1::TASK_COMPLETE);
+}
+// Running now, or (a job) ran successfully: what scale-down removes last.
+inline bool HasStarted(const v1::Task& t, bool job) {
+  return t.status().state() == v1::TASK_RUNNING || IsDone(t, job);
+}
+// Handed to an agent: it names a node and the scheduler admitted it there.
+inline bool IsAssigned(const v1::Task& t) {
+  return !t.node_id().empty() && t.status().state() >= v1::TASK_ASSIGNED;
+}
+
+// Of two live tasks of one slot or node, whether `a` is the one to keep: the
+// current spec first, then the one not ended, then the furthest along, then
+// the newest.
+bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b);
+
+const v1::Node* FindNode(const Pass& p, const std::string& id);
+// A node that will not report on its tasks: deleted, or DOWN.
+bool IsLost(const v1::Node* node);
+bool IsFinished(const Pass& p, const v1::Task& t);
+
+// A task as the service would make it now, without id, slot or node: the
+// template for new tasks and the probe for placement checks.
+v1::Task TaskTemplate(const v1::Service& service);
+// `task` with only what placement depends on (constraints and readiness,
+// not resources, ports or replica limits, which make a task pending, not
+// misplaced).
+v1::Task PlacementProbe(const v1::Task& task);
+// The node may receive a new task like `probe`: READY, ACTIVE, constraints
+// hold (scheduler::Explain says nothing against it).
+bool CanStart(const v1::Node& node, const v1::Task& probe);
+// A task like `probe` may keep running on the node: it is not down or
+// drained and the constraints still hold (a paused or disconnected node
+// keeps its tasks).
+bool CanStay(const v1::Node& node, const v1::Task& probe);
+
+// The units of change, each admitted whole against the budget or not at all.
+// False when the budget refused it.
+//
+// Gives `t` desired state SHUTDOWN.
+bool RetireUnit(Pass& p, const v1::Task& t);
+// A new task of `st` in `slot` (replicated) or on `node_id` (global).
+bool CreateUnit(Pass& p, ServiceTasks& st, uint64_t slot, const std::string& node_id,
+                uint64_t restart_attempt);
+// RetireUnit and CreateUnit in the same slot or on the same node, as one unit.
+bool ReplaceUnit(Pass& p, ServiceTasks& st, const v1::Task& old, uint64_t restart_attempt);
+
+// The steps of a pass, in order.
+void ReconcileReplicated(Pass& p, ServiceTasks& st);  // MODE_REPLICATED(_JOB)
+void ReconcileGlobal(Pass& p, ServiceTasks& st);      // MODE_GLOBAL(_JOB)
+void ReapHistory(Pass& p, const ServiceTasks& st);
+void ReconcileOrphans(Pass& p, const std::vector<const v1::Task*>& tasks);
+void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks);
+
+}  // namespace shoal::orchestrator::internal

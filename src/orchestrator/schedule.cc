@@ -1,0 +1,129 @@
+// Placement in the same pass: every live task that has not been handed to an
+// agent yet goes through the scheduler, new ones and those left pending by
+// earlier passes alike.
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include "pass.h"
+#include "shoal/scheduler/scheduler.h"
+
+namespace shoal::orchestrator::internal {
+
+namespace {
+
+// What the scheduler reads of a task, and nothing else: the assigned tasks
+// of a large cluster are copied on every pass that schedules something.
+v1::Task ForScheduler(const v1::Task& t, bool pending) {
+  v1::Task s;
+  s.mutable_meta()->set_id(t.meta().id());
+  s.set_service_id(t.service_id());
+  s.set_node_id(t.node_id());
+  *s.mutable_resources()->mutable_reservations() = t.resources().reservations();
+  *s.mutable_endpoint()->mutable_ports() = t.endpoint().ports();
+  if (pending) *s.mutable_placement() = t.placement();
+  return s;
+}
+
+struct Pending {
+  const v1::Task* read = nullptr;  // null for a task created in this pass
+  v1::Task* created = nullptr;     // set for a task created in this pass
+  const v1::Task* view = nullptr;  // the task as the pass leaves it so far
+};
+
+// The task to change: a new one as is, an existing one if the budget allows.
+v1::Task* Writable(Pass& p, const Pending& pe) {
+  if (pe.created) return pe.created;
+  if (!p.changes.Reserve(p.changes.CostOf(*pe.read))) return nullptr;
+  return &p.changes.Edit(*pe.read);
+}
+
+}  // namespace
+
+void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
+  std::vector<v1::Task> assigned;
+  std::vector<Pending> pending;
+  for (const v1::Task* read : tasks) {
+    const v1::Task* t = p.changes.View(*read);
+    if (t == nullptr || !IsLive(*t)) continue;
+    if (!IsAssigned(*t)) {
+      pending.push_back({read, nullptr, t});
+    } else if (t->status().state() < v1::TASK_COMPLETE) {
+      assigned.push_back(ForScheduler(*t, false));
+    }
+  }
+  for (v1::Task* t : p.changes.Created()) pending.push_back({nullptr, t, t});
+  if (pending.empty()) return;
+
+  // Tasks of one service version together, so the scheduler spreads them
+  // as a batch; a stable order so that every manager decides alike.
+  std::sort(pending.begin(), pending.end(), [](const Pending& pa, const Pending& pb) {
+    const v1::Task& a = *pa.view;
+    const v1::Task& b = *pb.view;
+    if (int c = a.service_id().compare(b.service_id()); c != 0) return c < 0;
+    if (a.service_spec_version() != b.service_spec_version()) {
+      return a.service_spec_version() < b.service_spec_version();
+    }
+    if (a.slot() != b.slot()) return a.slot() < b.slot();
+    if (int c = a.node_id().compare(b.node_id()); c != 0) return c < 0;
+    return a.meta().id() < b.meta().id();
+  });
+  std::vector<v1::Task> batch;
+  std::unordered_map<std::string, size_t> position;
+  batch.reserve(pending.size());
+  for (size_t i = 0; i < pending.size(); ++i) {
+    batch.push_back(ForScheduler(*pending[i].view, true));
+    position[pending[i].view->meta().id()] = i;
+  }
+  std::vector<v1::Node> nodes;
+  nodes.reserve(p.nodes.size());
+  for (const auto& [id, node] : p.nodes) nodes.push_back(*node);
+
+  scheduler::Decision decision = scheduler::Schedule(nodes, assigned, batch);
+  for (const scheduler::Assignment& a : decision.assigned) {
+    size_t i = position.at(a.task_id);
+    batch[i].set_node_id(a.node_id);
+    assigned.push_back(batch[i]);
+    v1::Task* t = Writable(p, pending[i]);
+    if (t == nullptr) continue;
+    t->set_node_id(a.node_id);
+    t->mutable_status()->set_state(v1::TASK_ASSIGNED);
+    t->mutable_status()->set_timestamp_ns(p.now_ns);
+    t->mutable_status()->set_message("assigned");
+    t->clear_scheduling_message();
+    p.counters.assigned++;
+  }
+  if (decision.unplaced.empty()) return;
+
+  // Explain the unplaced tasks again against everything placed in this pass:
+  // the next pass sees exactly those placements, so it computes the same
+  // message and an idle cluster produces no mutations. (Placement only ever
+  // gets harder as tasks are added, so this call places nothing.)
+  std::vector<v1::Task> unplaced;
+  for (const scheduler::Unplaced& u : decision.unplaced) {
+    unplaced.push_back(batch[position.at(u.task_id)]);
+  }
+  std::map<std::string, std::string> message;
+  for (const scheduler::Unplaced& u : decision.unplaced) message[u.task_id] = u.message;
+  for (const scheduler::Unplaced& u : scheduler::Schedule(nodes, assigned, unplaced).unplaced) {
+    message[u.task_id] = u.message;
+  }
+
+  for (const scheduler::Unplaced& u : decision.unplaced) {
+    const Pending& pe = pending[position.at(u.task_id)];
+    const std::string& why = message[u.task_id];
+    p.counters.pending++;
+    if (pe.view->status().state() == v1::TASK_PENDING && pe.view->scheduling_message() == why) {
+      continue;
+    }
+    v1::Task* t = Writable(p, pe);
+    if (t == nullptr) continue;
+    t->mutable_status()->set_state(v1::TASK_PENDING);
+    t->mutable_status()->set_timestamp_ns(p.now_ns);
+    t->mutable_status()->set_message("pending");
+    t->set_scheduling_message(why);
+  }
+}
+
+}  // namespace shoal::orchestrator::internal
