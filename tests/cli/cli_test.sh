@@ -7,6 +7,8 @@ SHOAL=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# No daemon: these checks are about the CLI alone.
+export SHOAL_HOST="unix://$WORK/no-daemon.sock"
 passed=0
 failed=0
 
@@ -85,7 +87,7 @@ contains "error names the place" err.txt 'bad.yml:5:17: services.web.deploy.repl
 
 "$SHOAL" deploy -c demo/stack.yml >out.txt 2>err.txt
 check "deploy without a cluster" 1 $?
-contains "deploy says why" err.txt "no cluster"
+contains "deploy says why" err.txt "no shoal daemon answers"
 
 "$SHOAL" config -c demo/stack.yml >cfg.yml 2>err.txt
 check "config" 0 $?
