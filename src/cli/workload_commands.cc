@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "client.h"
@@ -61,6 +62,7 @@ void PrintTasks(const v1::ListTasksReply& reply) {
 int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::map<std::string, std::string> shown;
+  std::set<std::string> failures;
   while (true) {
     v1::ListServicesRequest req;
     req.set_stack(stack);
@@ -86,17 +88,30 @@ int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
       }
       all = all && Converged(svc);
     }
-    // A rejected task of the current spec will not start by retrying.
+    // A rejected task of the current spec will not start by retrying; a
+    // failed one is replaced, and its cause shown once.
     v1::ListTasksRequest treq;
     treq.set_stack(stack);
     treq.set_live_only(false);
     v1::ListTasksReply tasks;
+    std::map<std::string, uint64_t> versions;  // service id -> current spec version
+    for (const auto& svc : reply.services()) {
+      versions[svc.service().meta().id()] = svc.service().spec_version();
+    }
     if (c.stub->ListTasks(Context(10).get(), treq, &tasks).ok()) {
       for (const auto& t : tasks.tasks()) {
+        // Only this revision's tasks: an earlier one's failures are history.
+        auto v = versions.find(t.service_id());
+        if (v == versions.end() || v->second != t.service_spec_version()) continue;
+        std::string name = t.service_name() + "." + std::to_string(t.slot());
         if (t.status().state() == v1::TASK_REJECTED) {
-          std::cerr << "error: task " << t.service_name() << "." << t.slot()
-                    << " was rejected: " << t.status().error() << "\n";
+          std::cerr << "error: task " << name << " was rejected: " << t.status().error() << "\n";
           return 1;
+        }
+        if (t.status().state() == v1::TASK_FAILED && failures.insert(t.meta().id()).second) {
+          std::cout << "  " << name << " failed: "
+                    << (t.status().error().empty() ? t.status().message() : t.status().error())
+                    << " (replaced)\n";
         }
       }
     }

@@ -414,8 +414,13 @@ Status Daemon::Impl::StartServing() {
 
 void Daemon::Impl::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (shutdown_) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (shutdown_) {
+      // Another thread is shutting down: return once it is done, so the
+      // caller may destroy the daemon.
+      cv_.wait(lock, [&] { return stopped_; });
+      return;
+    }
     shutdown_ = true;
   }
   cv_.notify_all();
@@ -442,6 +447,10 @@ void Daemon::Impl::Shutdown() {
     }
     m->Stop();
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+  }
   cv_.notify_all();
 }
 
@@ -463,7 +472,7 @@ const std::string& Daemon::socket_path() const { return impl_->socket_; }
 
 void Daemon::Wait() {
   std::unique_lock<std::mutex> lock(impl_->mu_);
-  impl_->cv_.wait(lock, [&] { return impl_->shutdown_; });
+  impl_->cv_.wait(lock, [&] { return impl_->stopped_; });
 }
 
 void Daemon::Shutdown() { impl_->Shutdown(); }
@@ -610,13 +619,37 @@ grpc::ServerUnaryReactor* ControlService::Leave(grpc::CallbackServerContext* ctx
                                                 const v1::LeaveRequest* req, v1::LeaveReply*) {
   auto* r = ctx->DefaultReactor();
   Daemon::Impl* d = d_;
-  if (d->identity_.role() == v1::NodeSpec::ROLE_MANAGER && !req->force()) {
+  bool manager = d->identity_.role() == v1::NodeSpec::ROLE_MANAGER;
+  if (manager && !req->force()) {
     r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                            "this node is a manager: demote it first (shoal node demote), or use "
-                           "--force, which may cost the cluster its quorum"));
+                           "--force to demote it and leave"));
     return r;
   }
-  std::thread([d, r] {
+  std::thread([d, r, manager] {
+    if (Manager* m = d->manager(); manager && m) {
+      // Leave the Raft group properly, through the leader, so the others do
+      // not keep counting this member toward their quorum.
+      std::string leader;
+      m->RunSync([&] { leader = m->LeaderAddress(); });
+      v1::UpdateNodeRequest demote;
+      demote.set_node(d->identity_.node_id());
+      demote.set_set_role(true);
+      demote.set_role(v1::NodeSpec::ROLE_WORKER);
+      v1::UpdateNodeReply out;
+      grpc::Status s(grpc::StatusCode::UNAVAILABLE, "no leader known");
+      if (!leader.empty()) {
+        auto stub =
+            v1::Control::NewStub(grpc::CreateChannel(leader, grpc::InsecureChannelCredentials()));
+        grpc::ClientContext cc;
+        cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+        s = stub->UpdateNode(&cc, demote, &out);
+      }
+      if (!s.ok()) {
+        std::fprintf(stderr, "shoal daemon: leaving without demotion: %s\n",
+                     s.error_message().c_str());
+      }
+    }
     if (d->agent_) d->agent_->Stop();
     std::error_code ec;
     fs::remove(d->options_.data_dir + "/identity", ec);

@@ -117,7 +117,8 @@ class Daemon::Impl {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool shutdown_ = false;
+  bool shutdown_ = false;  // Shutdown() began
+  bool stopped_ = false;   // Shutdown() finished
   bool in_cluster_ = false;
   v1::NodeIdentity identity_;
   std::mt19937_64 rng_;

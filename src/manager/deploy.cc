@@ -107,6 +107,20 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   if (!diff.ok()) return diff.error();
   DeployChange change;
   change.plan = std::move(diff).value();
+  // Objects the stack no longer declares are removed only with --prune, and
+  // then listed first; without it they stay, as in Swarm, and are not shown.
+  auto& changes = change.plan.changes;
+  if (req.prune()) {
+    std::stable_partition(changes.begin(), changes.end(), [](const plan::ObjectChange& c) {
+      return c.action == plan::Action::kRemove;
+    });
+  } else {
+    changes.erase(std::remove_if(changes.begin(), changes.end(),
+                                 [](const plan::ObjectChange& c) {
+                                   return c.action == plan::Action::kRemove;
+                                 }),
+                  changes.end());
+  }
   plan::Summary sum = change.plan.Summarize();
   change.summary = std::to_string(sum.create) + " to create, " + std::to_string(sum.update) +
                    " to update, " + std::to_string(req.prune() ? sum.remove : 0) + " to remove";

@@ -93,6 +93,21 @@ void ChangeRole(Manager& m, const store::State& state, const v1::Node& n, v1::No
           {Code::kFailedPrecondition, "node " + n.description().hostname() +
                                           " is the last manager: the cluster would have none"}));
     }
+    // Refuse a removal after which the reachable managers are no quorum: the
+    // cluster would stop accepting writes (Swarm refuses this too).
+    size_t remaining = 0, reachable = 0;
+    for (const auto& v : m.store().voter_status()) {
+      if (v.id == n.manager_status().raft_id()) continue;
+      ++remaining;
+      if (v.reachability == store::VoterStatus::Reachability::kReachable) ++reachable;
+    }
+    if (reachable < remaining / 2 + 1) {
+      return r->Finish(
+          Grpc({Code::kFailedPrecondition,
+                "demoting " + n.description().hostname() + " would leave " +
+                    std::to_string(reachable) + " reachable of " + std::to_string(remaining) +
+                    " managers, not a quorum: demote or remove the unreachable managers first"}));
+    }
     // The record first, then the voter: a leader demoting itself can still
     // write before it hands over, and never after.
     uint64_t raft_id = n.manager_status().raft_id();

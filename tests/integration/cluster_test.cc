@@ -104,6 +104,40 @@ TEST_CASE("one node: service logs shows what the tasks printed") {
   CHECK(logs.out.find("demo_talker.1@") != std::string::npos);
 }
 
+TEST_CASE("one node: after kill -9 of the daemon, the restarted one adopts its tasks") {
+  ShoalCluster c;
+  int port = c.Start("n1");
+  REQUIRE(port != 0);
+  REQUIRE(c.Cli("n1", {"cluster", "init", "--advertise-addr", c.addr("n1")}).code == 0);
+  std::string file = c.WriteStack("stack.yml", SleepStack(c, "", 2));
+  REQUIRE(c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"}).code == 0);
+  std::string before = c.Cli("n1", {"stack", "ps", "demo"}).out;
+  c.Kill("n1");
+  CHECK(c.CountTasks() == 2);  // tasks outlive their agent
+  REQUIRE(c.Start("n1", {}, port) == port);
+  CliResult ps;
+  CHECK(Eventually(
+      [&] {
+        ps = c.Cli("n1", {"stack", "ps", "demo"});
+        return Running(ps) == 2;
+      },
+      seconds(20)));
+  INFO(before);
+  INFO(ps.out);
+  // The same tasks, not new ones, and no duplicate processes.
+  for (size_t pos = 0; (pos = before.find("\n", pos)) != std::string::npos;) {
+    ++pos;
+    std::string id = before.substr(pos, 25);
+    if (id.size() == 25) CHECK(ps.out.find(id) != std::string::npos);
+  }
+  CHECK(c.CountTasks() == 2);
+
+  // A manager leaves with --force: it is demoted first, so it stops counting.
+  CliResult leave = c.Cli("n1", {"cluster", "leave"});
+  CHECK(leave.code == 1);
+  CHECK(leave.out.find("demote") != std::string::npos);
+}
+
 TEST_CASE("one node: a killed task is replaced in its slot") {
   ShoalCluster c;
   REQUIRE(c.Start("n1") != 0);
@@ -269,6 +303,30 @@ TEST_CASE("three managers: the leader is killed during a deploy, which still fin
         return Running(c.Cli("m2", {"stack", "ps", "demo"})) == 2;
       },
       seconds(30)));
+
+  // Demoting m3 now would leave m2 alone with dead m1: refused.
+  CliResult lose = c.Cli("m2", {"node", "demote", "m3"});
+  INFO(lose.out);
+  CHECK(lose.code == 1);
+  CHECK(lose.out.find("not a quorum") != std::string::npos);
+  // Remove the dead m1 first; then m3 can leave (demoted on its way out), and
+  // m2 alone still commits.
+  CHECK(c.Cli("m2", {"node", "demote", "m1"}).code == 0);
+  CliResult leave = c.Cli("m3", {"cluster", "leave", "--force"});
+  INFO(leave.out);
+  CHECK(leave.code == 0);
+  CHECK(Eventually(
+      [&] {
+        std::string out = c.Cli("m2", {"node", "ls"}).out;
+        size_t pos = out.find(" m3 ");
+        return pos != std::string::npos && out.find(" worker ", pos) != std::string::npos;
+      },
+      seconds(20)));
+  CHECK(Eventually(
+      [&] {
+        return c.Cli("m2", {"service", "scale", "demo_sleeper=1"}).code == 0;
+      },
+      seconds(20)));
 }
 
 TEST_CASE("promote a worker, then demote the first manager; the cluster keeps working") {

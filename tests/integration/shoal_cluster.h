@@ -64,20 +64,23 @@ class ShoalCluster {
   fs::path dir() const { return dir_; }
 
   // Starts `shoal daemon` for node `name`; returns its cluster port or 0.
-  int Start(const std::string& name, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {SHOAL_BINARY, "daemon",      "--data-dir", Data(name),
-                                     "--listen",   "127.0.0.1:0", "--hostname", name,
-                                     "--executor", "process"};
+  // `port` 0 picks a free one; a restart passes the old one, which the node's
+  // identity advertises.
+  int Start(const std::string& name, const std::vector<std::string>& extra = {}, int port = 0) {
+    std::vector<std::string> argv = {SHOAL_BINARY, "daemon",   "--data-dir",
+                                     Data(name),   "--listen", "127.0.0.1:" + std::to_string(port),
+                                     "--hostname", name,       "--executor",
+                                     "process"};
     for (const auto& e : extra) argv.push_back(e);
     auto p = ChildProcess::Spawn(argv);
     if (!p) return 0;
     auto line = p->ReadLine(std::chrono::seconds(20));
     if (!line || line->rfind("READY ", 0) != 0) return 0;
-    int port = std::stoi(line->substr(6));
-    ports_[name] = port;
+    int bound = std::stoi(line->substr(6));
+    ports_[name] = bound;
     nodes_.erase(name);
     nodes_.emplace(name, std::move(*p));
-    return port;
+    return bound;
   }
   void Kill(const std::string& name) { nodes_.at(name).Kill(); }
   int port(const std::string& name) const { return ports_.at(name); }
