@@ -1,0 +1,173 @@
+#include "shoal/manager/deploy.h"
+
+#include <catch2/catch.hpp>
+
+namespace shoal::manager {
+namespace {
+
+using store::Kind;
+
+v1::ServiceSpec Service(const std::string& stack, const std::string& name, uint64_t replicas,
+                        const std::string& image = "img:1") {
+  v1::ServiceSpec s;
+  s.set_name(stack + "_" + name);
+  s.set_short_name(name);
+  s.set_stack(stack);
+  s.set_replicas(replicas);
+  s.mutable_container()->set_image(image);
+  return s;
+}
+
+struct Cluster {
+  store::State state;
+  uint64_t index = 0;
+  std::mt19937_64 rng{42};
+
+  Result<DeployChange> Deploy(const v1::StackSpec& spec, bool prune = false, uint64_t check = 0) {
+    v1::DeployRequest req;
+    *req.mutable_spec() = spec;
+    req.set_prune(prune);
+    req.set_check_version(check);
+    auto change = BuildDeploy(state, req, rng);
+    if (change.ok() && !change->mutations.empty()) Apply(change->mutations);
+    return change;
+  }
+  void Apply(const std::vector<v1::Mutation>& muts) {
+    v1::Command c;
+    for (const auto& m : muts) *c.mutable_transaction()->add_mutations() = m;
+    REQUIRE(state.Apply(++index, c, nullptr).ok());
+  }
+  const v1::Service* Svc(const std::string& name) { return FindService(state, name); }
+};
+
+v1::StackSpec Stack(std::vector<v1::ServiceSpec> services) {
+  v1::StackSpec s;
+  s.set_name("app");
+  for (auto& sv : services) *s.add_services() = std::move(sv);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a first deploy creates the stack, revision 1 and its services in one transaction") {
+  Cluster c;
+  auto d = c.Deploy(Stack({Service("app", "web", 2), Service("app", "db", 1)}));
+  REQUIRE(d.ok());
+  CHECK(d->revision == 1);
+  CHECK(d->summary == "2 to create, 0 to update, 0 to remove");
+  REQUIRE(c.Svc("app_web"));
+  CHECK(c.Svc("app_web")->spec_version() == 1);
+  uint64_t rev = 0;
+  REQUIRE(CurrentStackSpec(c.state, "app", &rev));
+  CHECK(rev == 1);
+  CHECK(c.state.Count(Kind::kStackRevision) == 1);
+}
+
+TEST_CASE("the same spec again changes nothing and makes no revision") {
+  Cluster c;
+  auto spec = Stack({Service("app", "web", 2)});
+  REQUIRE(c.Deploy(spec).ok());
+  auto again = c.Deploy(spec);
+  REQUIRE(again.ok());
+  CHECK(again->mutations.empty());
+  CHECK(c.state.Count(Kind::kStackRevision) == 1);
+}
+
+TEST_CASE("an image change replaces tasks (spec_version moves); a scale does not") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 2)})).ok());
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 5)})).ok());
+  CHECK(c.Svc("app_web")->spec_version() == 1);
+  CHECK(c.Svc("app_web")->spec().replicas() == 5);
+  auto d = c.Deploy(Stack({Service("app", "web", 5, "img:2")}));
+  REQUIRE(d.ok());
+  CHECK(d->revision == 3);
+  CHECK(c.Svc("app_web")->spec_version() == 2);
+  CHECK(c.Svc("app_web")->previous_spec().container().image() == "img:1");
+}
+
+TEST_CASE("a service no longer declared stays without --prune and goes first with it") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 1), Service("app", "old", 1)})).ok());
+  auto keep = c.Deploy(Stack({Service("app", "web", 1)}));
+  REQUIRE(keep.ok());
+  CHECK(keep->mutations.empty());  // nothing to do without --prune
+  CHECK(c.Svc("app_old"));
+  auto prune = c.Deploy(Stack({Service("app", "web", 1)}), /*prune=*/true);
+  REQUIRE(prune.ok());
+  CHECK_FALSE(c.Svc("app_old"));
+  REQUIRE_FALSE(prune->plan.changes.empty());
+  CHECK(prune->plan.changes.front().action == plan::Action::kRemove);
+  CHECK(prune->summary == "0 to create, 0 to update, 1 to remove");
+}
+
+TEST_CASE("--check-version refuses a stack that moved on") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 1)})).ok());
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 2)}), false, 1).ok());
+  auto stale = c.Deploy(Stack({Service("app", "web", 3)}), false, 1);
+  REQUIRE_FALSE(stale.ok());
+  CHECK(stale.error().code() == Code::kFailedPrecondition);
+  CHECK(stale.error().message().find("revision 2, not 1") != std::string::npos);
+  CHECK(c.Svc("app_web")->spec().replicas() == 2);
+}
+
+TEST_CASE("stack rm deletes every object of the stack and only those") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 1)})).ok());
+  v1::StackSpec other = Stack({Service("other", "web", 1)});
+  other.set_name("other");
+  REQUIRE(c.Deploy(other).ok());
+  c.Apply(RemoveStack(c.state, "app"));
+  CHECK_FALSE(c.Svc("app_web"));
+  CHECK(c.Svc("other_web"));
+  uint64_t rev = 0;
+  CHECK_FALSE(CurrentStackSpec(c.state, "app", &rev));
+  CHECK(RemoveStack(c.state, "app").empty());
+}
+
+TEST_CASE("a global service wants a task on every ready, active, matching node") {
+  Cluster c;
+  auto g = Service("app", "agent", 0);
+  g.set_mode(v1::MODE_GLOBAL);
+  g.mutable_placement()->add_constraints("node.labels.zone == eu");
+  REQUIRE(c.Deploy(Stack({g})).ok());
+  std::vector<v1::Mutation> nodes;
+  for (int i = 0; i < 4; ++i) {
+    v1::Mutation m;
+    v1::Node* n = m.mutable_node();
+    n->mutable_meta()->set_id("n" + std::to_string(i));
+    n->mutable_description()->set_hostname("n" + std::to_string(i));
+    n->mutable_status()->set_state(i == 3 ? v1::NodeStatus::STATE_DOWN
+                                          : v1::NodeStatus::STATE_READY);
+    (*n->mutable_spec()->mutable_labels())["zone"] = i == 0 ? "us" : "eu";
+    nodes.push_back(m);
+  }
+  c.Apply(nodes);
+  v1::ServiceSummary sum = Summarize(c.state, *c.Svc("app_agent"));
+  CHECK(sum.desired() == 2);  // n1, n2: n0 is in us, n3 is down
+  CHECK(sum.running() == 0);
+}
+
+TEST_CASE("the dry run names the tasks that cannot be placed, and why") {
+  Cluster c;
+  v1::Mutation m;
+  m.mutable_node()->mutable_meta()->set_id("n1");
+  m.mutable_node()->mutable_status()->set_state(v1::NodeStatus::STATE_READY);
+  c.Apply({m});
+  auto web = Service("app", "web", 2);
+  web.mutable_placement()->add_constraints("node.labels.zone == mars");
+  v1::DeployRequest req;
+  *req.mutable_spec() = Stack({web, Service("app", "db", 1)});
+  auto change = BuildDeploy(c.state, req, c.rng);
+  REQUIRE(change.ok());
+  auto unplaced = DryRunPlacement(c.state, *change, "app");
+  REQUIRE(unplaced.size() == 2);
+  for (const auto& u : unplaced) {
+    CHECK(u.service() == "app_web");
+    CHECK(u.message().find("zone") != std::string::npos);
+  }
+  CHECK(c.state.Count(Kind::kService) == 0);  // a dry run changes nothing
+}
+
+}  // namespace shoal::manager
