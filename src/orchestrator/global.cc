@@ -67,13 +67,14 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
       continue;
     }
     if (HasEnded(*t, job)) {
-      if (!DecideRestart(svc, *t, p.now_ns).replace_now) {
+      RestartDecision d = DecideRestart(svc, *t, /*node_lost=*/false, p.now_ns);
+      if (!d.replace_now) {
         occupied.insert(node_id);
         live.push_back(t);
         continue;
       }
       if (can_start) {
-        if (!ReplaceUnit(p, st, *t, t->restart_attempt() + 1)) return;
+        if (!ReplaceUnit(p, st, *t, d.next_attempt)) return;
         occupied.insert(node_id);
         live.push_back(st.created.back());
       } else if (!RetireUnit(p, *t)) {  // paused or not ready: refilled later

@@ -124,13 +124,16 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
   StayCache cache;
   std::vector<const v1::Task*> stale, live;
   for (const auto& [slot, t] : slots) {
-    switch (Check(p, *t, job, cache)) {
+    Health health = Check(p, *t, job, cache);
+    switch (health) {
       case Health::kEnded:
-      case Health::kLost:
-        if (!DecideRestart(svc, *t, p.now_ns).replace_now) break;
-        if (!ReplaceUnit(p, st, *t, t->restart_attempt() + 1)) return;
+      case Health::kLost: {
+        RestartDecision d = DecideRestart(svc, *t, health == Health::kLost, p.now_ns);
+        if (!d.replace_now) break;
+        if (!ReplaceUnit(p, st, *t, d.next_attempt)) return;
         live.push_back(st.created.back());
         continue;
+      }
       case Health::kMisplaced:
         // Not a failure of the task: its restart count carries over as is.
         if (!ReplaceUnit(p, st, *t, t->restart_attempt())) return;

@@ -200,3 +200,115 @@ TEST_CASE("duplicate live tasks in a slot are reduced to one") {
   c.Apply(out);
   CHECK(c.Slots("web")[1] == keep_id);
 }
+
+// ---- restart policy (issue 5, item 1) ----
+
+namespace {
+
+void WithPolicy(TestCluster& c, v1::RestartPolicy::Condition cond, int64_t delay_ns,
+                uint64_t max_attempts, int64_t window_ns = 0) {
+  c.Update<v1::Service>("web", [&](v1::Service& s) {
+    auto* rp = s.mutable_spec()->mutable_restart_policy();
+    rp->set_condition(cond);
+    rp->set_delay_ns(delay_ns);
+    rp->set_max_attempts(max_attempts);
+    rp->set_window_ns(window_ns);
+  });
+}
+
+void Fail(TestCluster& c, const std::string& task_id, v1::TaskState state, int exit_code) {
+  c.Update<v1::Task>(task_id, [&](v1::Task& t) {
+    t.mutable_status()->set_state(state);
+    t.mutable_status()->set_exit_code(exit_code);
+    t.mutable_status()->set_timestamp_ns(c.now);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("restart policy none: an ended task keeps its slot and is not restarted") {
+  TestCluster c;
+  Cluster3(c, 2);
+  WithPolicy(c, v1::RestartPolicy::CONDITION_NONE, 0, 0);
+  std::string t = c.Slots("web")[1];
+  Fail(c, t, v1::TASK_FAILED, 1);
+  for (int i = 0; i < 3; ++i) CHECK(c.Reconcile().mutations.empty());
+  CHECK(c.Slots("web")[1] == t);
+}
+
+TEST_CASE("restart policy on-failure: a failure restarts, a clean exit does not") {
+  TestCluster c;
+  Cluster3(c, 2);
+  WithPolicy(c, v1::RestartPolicy::CONDITION_ON_FAILURE, 0, 0);
+  std::string done = c.Slots("web")[1];
+  Fail(c, done, v1::TASK_COMPLETE, 0);
+  CHECK(c.Reconcile().mutations.empty());
+  std::string failed = c.Slots("web")[2];
+  Fail(c, failed, v1::TASK_FAILED, 3);
+  Outcome out = c.Reconcile();
+  CHECK(out.created == 1);
+  c.Apply(out);
+  CHECK(c.Slots("web")[2] != failed);
+  CHECK(c.Slots("web")[1] == done);
+}
+
+TEST_CASE("restart delay: the replacement waits until the task's end plus the delay") {
+  TestCluster c;
+  Cluster3(c, 1);
+  const int64_t kDelay = 5'000'000'000;
+  WithPolicy(c, v1::RestartPolicy::CONDITION_ANY, kDelay, 0);
+  std::string t = c.Slots("web")[1];
+  Fail(c, t, v1::TASK_FAILED, 1);
+  int64_t ended = c.state.Get<v1::Task>(t)->status().timestamp_ns();
+  CHECK(c.Reconcile().mutations.empty());
+  c.now = ended + kDelay - 2'000'000;  // Reconcile's tick adds 1 ms
+  CHECK(c.Reconcile().mutations.empty());
+  c.now = ended + kDelay;
+  Outcome out = c.Reconcile();
+  CHECK(out.created == 1);
+}
+
+TEST_CASE("max attempts: restarts stop after the limit, and a long run resets the count") {
+  TestCluster c;
+  Cluster3(c, 1);
+  const int64_t kWindow = 60'000'000'000;
+  WithPolicy(c, v1::RestartPolicy::CONDITION_ANY, 0, 2, kWindow);
+  // Two quick failures are restarted (attempts 1 and 2), the third is not.
+  for (int i = 1; i <= 2; ++i) {
+    Fail(c, c.Slots("web")[1], v1::TASK_FAILED, 1);
+    c.Apply(c.Reconcile());
+    c.RunAssigned();
+    CHECK(c.state.Get<v1::Task>(c.Slots("web")[1])->restart_attempt() == static_cast<uint64_t>(i));
+  }
+  std::string last = c.Slots("web")[1];
+  Fail(c, last, v1::TASK_FAILED, 1);
+  CHECK(c.Reconcile().mutations.empty());
+  CHECK(c.Slots("web")[1] == last);
+
+  // The same limit, but the task ran longer than the window: counting restarts.
+  TestCluster d;
+  Cluster3(d, 1);
+  WithPolicy(d, v1::RestartPolicy::CONDITION_ANY, 0, 1, kWindow);
+  Fail(d, d.Slots("web")[1], v1::TASK_FAILED, 1);
+  d.Apply(d.Reconcile());
+  d.RunAssigned();
+  std::string second = d.Slots("web")[1];
+  CHECK(d.state.Get<v1::Task>(second)->restart_attempt() == 1);
+  d.now += 2 * kWindow;
+  Fail(d, second, v1::TASK_FAILED, 1);
+  Outcome out = d.Reconcile();
+  CHECK(out.created == 1);
+  d.Apply(out);
+  CHECK(d.state.Get<v1::Task>(d.Slots("web")[1])->restart_attempt() == 1);
+}
+
+TEST_CASE("a lost node's tasks are replaced at once, whatever the policy's delay or limit") {
+  TestCluster c;
+  Cluster3(c, 3);
+  WithPolicy(c, v1::RestartPolicy::CONDITION_NONE, 60'000'000'000, 1);
+  std::string node = c.state.Get<v1::Task>(c.Slots("web")[1])->node_id();
+  c.Update<v1::Node>(
+      node, [](v1::Node& n) { n.mutable_status()->set_state(v1::NodeStatus::STATE_DOWN); });
+  Outcome out = c.Reconcile();
+  CHECK(out.created >= 1);
+}
