@@ -15,6 +15,8 @@ namespace shoal::cli {
 void AddStackCommands(CLI::App& app, const std::string* host, int* exit_code);
 void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code);
 void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code);
+// After AddWorkloadCommands: adds to its `stack` and `service` groups.
+void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code);
 
 struct DeployFlags {
   bool dry_run = false;

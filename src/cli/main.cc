@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   shoal::cli::AddStackCommands(app, &host, &exit_code);
   shoal::cli::AddClusterCommands(app, &host, &exit_code);
   shoal::cli::AddWorkloadCommands(app, &host, &exit_code);
+  shoal::cli::AddLifecycleCommands(app, &host, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -57,6 +57,17 @@ class ControlService final : public v1::Control::CallbackService {
   grpc::ServerUnaryReactor* StackHistory(grpc::CallbackServerContext*,
                                          const v1::StackHistoryRequest*,
                                          v1::StackHistoryReply*) override;
+  grpc::ServerUnaryReactor* RollbackStack(grpc::CallbackServerContext*,
+                                          const v1::RollbackStackRequest*,
+                                          v1::DeployReply*) override;
+  grpc::ServerUnaryReactor* StackDiff(grpc::CallbackServerContext*, const v1::StackDiffRequest*,
+                                      v1::StackDiffReply*) override;
+  grpc::ServerUnaryReactor* UpdateService(grpc::CallbackServerContext*,
+                                          const v1::UpdateServiceRequest*,
+                                          v1::UpdateServiceReply*) override;
+  grpc::ServerUnaryReactor* RollbackService(grpc::CallbackServerContext*,
+                                            const v1::RollbackServiceRequest*,
+                                            v1::RollbackServiceReply*) override;
   grpc::ServerUnaryReactor* ListServices(grpc::CallbackServerContext*,
                                          const v1::ListServicesRequest*,
                                          v1::ListServicesReply*) override;

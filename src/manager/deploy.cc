@@ -91,8 +91,50 @@ const v1::StackSpec* CurrentStackSpec(const store::State& state, const std::stri
   return nullptr;
 }
 
+namespace {
+
+template <class T, class Spec>
+void AddLive(const store::State& state, const std::string& stack,
+             const google::protobuf::RepeatedPtrField<Spec>& desired,
+             google::protobuf::RepeatedPtrField<Spec>* out) {
+  for (const v1::Mutation* m : state.Find(store::KindTraits<T>::kKind, "stack", stack)) {
+    *out->Add() = store::KindTraits<T>::From(*m).spec();
+  }
+  // External objects are the operator's, never the stack's: as declared.
+  for (const Spec& d : desired) {
+    if (d.external()) *out->Add() = d;
+  }
+  std::sort(out->begin(), out->end(),
+            [](const Spec& a, const Spec& b) { return a.name() < b.name(); });
+}
+
+}  // namespace
+
+v1::StackSpec LiveStackSpec(const store::State& state, const v1::StackSpec& desired) {
+  v1::StackSpec live;
+  live.set_name(desired.name());
+  for (const v1::Mutation* m : state.Find(Kind::kService, "stack", desired.name())) {
+    *live.add_services() = m->service().spec();
+  }
+  std::sort(live.mutable_services()->begin(), live.mutable_services()->end(),
+            [](const v1::ServiceSpec& a, const v1::ServiceSpec& b) { return a.name() < b.name(); });
+  AddLive<v1::Network>(state, desired.name(), desired.networks(), live.mutable_networks());
+  AddLive<v1::Volume>(state, desired.name(), desired.volumes(), live.mutable_volumes());
+  AddLive<v1::Secret>(state, desired.name(), desired.secrets(), live.mutable_secrets());
+  AddLive<v1::Config>(state, desired.name(), desired.configs(), live.mutable_configs());
+  return live;
+}
+
+const v1::StackRevision* FindRevision(const store::State& state, const std::string& stack,
+                                      uint64_t number) {
+  for (const v1::Mutation* m : state.Find(Kind::kStackRevision, "stack", stack)) {
+    if (m->stack_revision().number() == number) return &m->stack_revision();
+  }
+  return nullptr;
+}
+
 Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
-                                 std::mt19937_64& rng) {
+                                 std::mt19937_64& rng, uint64_t restores) {
   const v1::StackSpec& spec = req.spec();
   const std::string& name = spec.name();
   if (name.empty()) return Status(Code::kInvalidArgument, "the stack has no name");
@@ -103,7 +145,11 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
                   "stack " + name + " is at revision " + std::to_string(current) + ", not " +
                       std::to_string(req.check_version()) + " (--check-version)");
   }
-  auto diff = plan::Diff(before, spec);
+  // The plan compares with what runs, not with the last revision: a manual
+  // `service scale` or `service update` since then shows, and is undone.
+  v1::StackSpec live;
+  if (before) live = LiveStackSpec(state, spec);
+  auto diff = plan::Diff(before ? &live : nullptr, spec);
   if (!diff.ok()) return diff.error();
   DeployChange change;
   change.plan = std::move(diff).value();
@@ -151,7 +197,10 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   *rev.mutable_spec() = spec;
   *rev.mutable_source() = req.source();
   rev.set_created_by(req.created_by());
-  rev.set_summary(change.summary);
+  rev.set_summary(restores
+                      ? "rollback to revision " + std::to_string(restores) + ": " + change.summary
+                      : change.summary);
+  rev.set_rolled_back_from(restores);
   out.push_back(Put(rev));
   // Services.
   std::set<std::string> declared;
@@ -251,13 +300,25 @@ v1::ServiceSummary Summarize(const store::State& state, const v1::Service& servi
              service.spec().mode() == v1::MODE_GLOBAL_JOB;
   bool global =
       service.spec().mode() == v1::MODE_GLOBAL || service.spec().mode() == v1::MODE_GLOBAL_JOB;
+  // With a healthcheck a task counts as running once it is healthy, so that
+  // deploy waits for health. A health other than NONE also comes from an
+  // image's own healthcheck (Docker), which the spec does not show.
+  const auto& test = service.spec().container().healthcheck().test();
+  const bool checked = !test.empty() && test[0] != "NONE";
+  const auto ready = [&](const v1::Task& t) {
+    v1::TaskStatus::Health h = t.status().health();
+    if (checked || h != v1::TaskStatus::HEALTH_NONE) return h == v1::TaskStatus::HEALTH_HEALTHY;
+    return true;
+  };
   uint64_t live = 0;
   for (const v1::Mutation* m : state.Find(Kind::kTask, "service", service.meta().id())) {
     const v1::Task& t = m->task();
     bool current = t.service_spec_version() == service.spec_version();
     if (t.desired_state() <= v1::TASK_RUNNING || (job && t.desired_state() == v1::TASK_COMPLETE)) {
       if (current) ++live;
-      if (t.status().state() == v1::TASK_RUNNING && current) sum.set_running(sum.running() + 1);
+      if (t.status().state() == v1::TASK_RUNNING && current && ready(t)) {
+        sum.set_running(sum.running() + 1);
+      }
       if (t.status().state() == v1::TASK_PENDING || t.node_id().empty()) {
         sum.set_pending(sum.pending() + 1);
         if (sum.pending_message().empty()) sum.set_pending_message(t.scheduling_message());

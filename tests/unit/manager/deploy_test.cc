@@ -171,3 +171,35 @@ TEST_CASE("the dry run names the tasks that cannot be placed, and why") {
 }
 
 }  // namespace shoal::manager
+
+namespace shoal::manager {
+
+TEST_CASE("a deploy compares with what runs: a manual scale shows and is undone") {
+  Cluster c;
+  auto spec = Stack({Service("app", "web", 2)});
+  REQUIRE(c.Deploy(spec).ok());
+  v1::Service scaled = *c.Svc("app_web");
+  scaled.mutable_spec()->set_replicas(7);
+  v1::Mutation m;
+  m.set_expected_version(scaled.meta().version());
+  *m.mutable_service() = scaled;
+  c.Apply({m});
+  auto again = c.Deploy(spec);
+  REQUIRE(again.ok());
+  CHECK(again->plan.HasChanges());
+  CHECK(c.Svc("app_web")->spec().replicas() == 2);
+}
+
+TEST_CASE("external objects are never planned as changes") {
+  Cluster c;
+  auto spec = Stack({Service("app", "web", 1)});
+  v1::NetworkSpec* ext = spec.add_networks();
+  ext->set_name("shared");
+  ext->set_external(true);
+  REQUIRE(c.Deploy(spec).ok());
+  auto again = c.Deploy(spec);
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->plan.HasChanges());
+}
+
+}  // namespace shoal::manager

@@ -29,8 +29,19 @@ const v1::StackSpec* CurrentStackSpec(const store::State& state, const std::stri
 // The plan and the transaction of a deploy. kFailedPrecondition when
 // check_version does not match the stack's current revision; InvalidArgument
 // from plan::Diff.
+// `restores`: the revision a stack rollback returns to (recorded in the new
+// revision's rolled_back_from), 0 for a deploy.
 Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
-                                 std::mt19937_64& rng);
+                                 std::mt19937_64& rng, uint64_t restores = 0);
+
+// The stack as it runs: its services, networks, volumes, secrets and configs
+// as the cluster holds them (manual changes included), plus the external
+// objects `desired` declares. Named as `desired`.
+v1::StackSpec LiveStackSpec(const store::State& state, const v1::StackSpec& desired);
+
+// The spec of revision `number` of the stack, or null.
+const v1::StackRevision* FindRevision(const store::State& state, const std::string& stack,
+                                      uint64_t number);
 
 // What the scheduler would do with `change` applied: the tasks of the stack
 // that cannot be placed, with the scheduler's reason. Works on a copy.
