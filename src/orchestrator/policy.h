@@ -44,9 +44,12 @@ RestartDecision DecideRestart(const v1::Service& service, const v1::Task& ended,
 // Which of `stale` (healthy live tasks made from an older spec_version, in
 // slot or node order) are shut down and replaced in this pass; `live` holds
 // every live task of the service, stale or not, so that the updater can count
-// what is already in flight. Today: all of them at once. The rolling updater
-// will apply service.spec().update_config() here (parallelism, delay, order,
-// monitor, failure action) and record its progress in service.update_status.
+// what is already in flight. A rolling update by update_config: at most
+// `parallelism` new tasks on their way (not yet running, or not yet healthy
+// where the service checks health) at once, and `delay` after the last batch
+// came up before the next starts (parallelism 0 and jobs: all at once).
+// Not yet: start-first order (treated as stop-first), the failure action and
+// max_failure_ratio, and progress in service.update_status.
 // Pure; returns a subset of `stale`, in its order.
 std::vector<const v1::Task*> PickStaleToReplace(const v1::Service& service,
                                                 const std::vector<const v1::Task*>& stale,
