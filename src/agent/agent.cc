@@ -174,6 +174,26 @@ void Agent::Apply(const v1::AssignmentsReply& reply) {
   }
 }
 
+std::vector<executor::TaskFile> Agent::TaskFiles(const v1::Task& task) {
+  std::vector<executor::TaskFile> files;
+  for (const auto& ref : task.spec().secrets()) {
+    executor::TaskFile f;
+    f.target = ref.target().empty() ? "/run/secrets/" + ref.source() : ref.target();
+    f.data = secrets_[ref.name()];
+    f.mode = ref.mode() ? ref.mode() : 0444;
+    f.secret = true;
+    files.push_back(std::move(f));
+  }
+  for (const auto& ref : task.spec().configs()) {
+    executor::TaskFile f;
+    f.target = ref.target().empty() ? "/" + ref.source() : ref.target();
+    f.data = configs_[ref.name()];
+    f.mode = ref.mode() ? ref.mode() : 0444;
+    files.push_back(std::move(f));
+  }
+  return files;
+}
+
 // Makes the executor match the assignments: start what should run, stop what
 // should not, and remove what is no longer assigned once it has exited.
 void Agent::Reconcile() {
@@ -186,25 +206,16 @@ void Agent::Reconcile() {
     bool should_run =
         task.desired_state() <= v1::TASK_RUNNING ||
         (task.desired_state() == v1::TASK_COMPLETE && task.status().state() < v1::TASK_COMPLETE);
-    if (should_run && !known && !Terminal(task.status().state()) && !started_[id]) {
-      std::vector<executor::TaskFile> files;
-      for (const auto& ref : task.spec().secrets()) {
-        executor::TaskFile f;
-        f.target = ref.target().empty() ? "/run/secrets/" + ref.source() : ref.target();
-        f.data = secrets_[ref.name()];
-        f.mode = ref.mode() ? ref.mode() : 0444;
-        f.secret = true;
-        files.push_back(std::move(f));
-      }
-      for (const auto& ref : task.spec().configs()) {
-        executor::TaskFile f;
-        f.target = ref.target().empty() ? "/" + ref.source() : ref.target();
-        f.data = configs_[ref.name()];
-        f.mode = ref.mode() ? ref.mode() : 0444;
-        files.push_back(std::move(f));
-      }
+    if (should_run && known && !exited && !started_[id]) {
+      // Adopted from this agent's previous life: Start once more, so that
+      // the executor has the spec again (its healthcheck). It starts nothing
+      // for a task it knows, and its status comes from the poll below.
       started_[id] = true;
-      Status s = executor_->Start(task, files);
+      (void)executor_->Start(task, TaskFiles(task));
+    }
+    if (should_run && !known && !Terminal(task.status().state()) && !started_[id]) {
+      started_[id] = true;
+      Status s = executor_->Start(task, TaskFiles(task));
       v1::TaskStatus st;
       st.set_timestamp_ns(NowNs());
       if (s.ok()) {
@@ -246,9 +257,15 @@ void Agent::Reconcile() {
     st.set_message(obs.message);
     st.set_error(obs.error);
     st.set_container_id(obs.container_id);
+    st.set_health(obs.health);
+    // Why it is unhealthy shows where `service ps` shows errors.
+    if (obs.health == v1::TaskStatus::HEALTH_UNHEALTHY && st.error().empty()) {
+      st.set_error(obs.health_message);
+    }
     auto prev = observed_.find(id);
     if (prev != observed_.end() && prev->second.state() == st.state() &&
-        prev->second.message() == st.message() && prev->second.error() == st.error()) {
+        prev->second.message() == st.message() && prev->second.error() == st.error() &&
+        prev->second.health() == st.health()) {
       continue;
     }
     st.set_timestamp_ns(NowNs());

@@ -33,9 +33,32 @@ bool Converged(const v1::ServiceSummary& s) {
   return s.running() == s.desired() && s.pending() == 0;
 }
 
+// "healthy", "starting" (for the first probe to pass), "unhealthy"; "" when
+// the task has no healthcheck.
+std::string HealthName(v1::TaskStatus::Health h) {
+  switch (h) {
+    case v1::TaskStatus::HEALTH_STARTING:
+      return "starting";
+    case v1::TaskStatus::HEALTH_HEALTHY:
+      return "healthy";
+    case v1::TaskStatus::HEALTH_UNHEALTHY:
+      return "unhealthy";
+    default:
+      return "";
+  }
+}
+
+// The CURRENT column: "running (healthy) 3 seconds ago", as `docker ps`
+// shows health beside the state.
+std::string CurrentState(const v1::TaskStatus& st) {
+  std::string out = StateName(st.state());
+  if (std::string h = HealthName(st.health()); !h.empty()) out += " (" + h + ")";
+  return out + " " + Ago(st.timestamp_ns());
+}
+
 void PrintTasks(const v1::ListTasksReply& reply) {
   std::cout << std::left << std::setw(27) << "ID" << std::setw(28) << "NAME" << std::setw(18)
-            << "NODE" << std::setw(11) << "DESIRED" << std::setw(28) << "CURRENT"
+            << "NODE" << std::setw(11) << "DESIRED" << std::setw(36) << "CURRENT"
             << "ERROR\n";
   std::vector<const v1::Task*> tasks;
   for (const auto& t : reply.tasks()) tasks.push_back(&t);
@@ -51,8 +74,7 @@ void PrintTasks(const v1::ListTasksReply& reply) {
     if (err.empty() && t->status().state() == v1::TASK_PENDING) err = t->scheduling_message();
     std::cout << std::setw(27) << t->meta().id() << std::setw(28) << name << std::setw(18)
               << (node != reply.node_names().end() ? node->second : t->node_id()) << std::setw(11)
-              << StateName(t->desired_state()) << std::setw(28)
-              << StateName(t->status().state()) + " " + Ago(t->status().timestamp_ns()) << err
+              << StateName(t->desired_state()) << std::setw(36) << CurrentState(t->status()) << err
               << "\n";
   }
 }
@@ -76,20 +98,8 @@ int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       continue;
     }
-    bool all = true;
-    for (const auto& svc : reply.services()) {
-      std::string line = ServiceState(svc);
-      if (svc.pending() > 0 && !svc.pending_message().empty()) {
-        line += ", " + std::to_string(svc.pending()) + " pending: " + svc.pending_message();
-      }
-      if (shown[svc.service().spec().name()] != line) {
-        shown[svc.service().spec().name()] = line;
-        std::cout << "  " << svc.service().spec().name() << ": " << line << "\n" << std::flush;
-      }
-      all = all && Converged(svc);
-    }
     // A rejected task of the current spec will not start by retrying; a
-    // failed one is replaced, and its cause shown once.
+    // failed or unhealthy one is replaced, and its cause shown once.
     v1::ListTasksRequest treq;
     treq.set_stack(stack);
     treq.set_live_only(false);
@@ -98,6 +108,10 @@ int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
     for (const auto& svc : reply.services()) {
       versions[svc.service().meta().id()] = svc.service().spec_version();
     }
+    // Running tasks of the current revision not yet (or no longer) healthy,
+    // by service id: what a healthcheck keeps out of the running count.
+    std::map<std::string, std::map<v1::TaskStatus::Health, uint64_t>> health;
+    std::vector<std::string> events;
     if (c.stub->ListTasks(Context(10).get(), treq, &tasks).ok()) {
       for (const auto& t : tasks.tasks()) {
         // Only this revision's tasks: an earlier one's failures are history.
@@ -108,13 +122,41 @@ int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
           std::cerr << "error: task " << name << " was rejected: " << t.status().error() << "\n";
           return 1;
         }
+        const bool unhealthy = t.status().health() == v1::TaskStatus::HEALTH_UNHEALTHY;
+        if (t.desired_state() <= v1::TASK_RUNNING && t.status().state() == v1::TASK_RUNNING &&
+            (unhealthy || t.status().health() == v1::TaskStatus::HEALTH_STARTING)) {
+          health[t.service_id()][t.status().health()]++;
+        }
         if (t.status().state() == v1::TASK_FAILED && failures.insert(t.meta().id()).second) {
-          std::cout << "  " << name << " failed: "
-                    << (t.status().error().empty() ? t.status().message() : t.status().error())
-                    << " (replaced)\n";
+          events.push_back(
+              "  " + name + " failed: " +
+              (t.status().error().empty() ? t.status().message() : t.status().error()) +
+              " (replaced)");
+        } else if (unhealthy && t.desired_state() >= v1::TASK_SHUTDOWN &&
+                   failures.insert(t.meta().id()).second) {
+          events.push_back("  " + name + " unhealthy: " + t.status().error() + " (replaced)");
         }
       }
     }
+    bool all = true;
+    for (const auto& svc : reply.services()) {
+      std::string line = ServiceState(svc);
+      // "1/2 (1 starting)": running but not yet healthy.
+      std::string waiting;
+      for (const auto& [h, n] : health[svc.service().meta().id()]) {
+        waiting += (waiting.empty() ? "" : ", ") + std::to_string(n) + " " + HealthName(h);
+      }
+      if (!waiting.empty()) line += " (" + waiting + ")";
+      if (svc.pending() > 0 && !svc.pending_message().empty()) {
+        line += ", " + std::to_string(svc.pending()) + " pending: " + svc.pending_message();
+      }
+      if (shown[svc.service().spec().name()] != line) {
+        shown[svc.service().spec().name()] = line;
+        std::cout << "  " << svc.service().spec().name() << ": " << line << "\n" << std::flush;
+      }
+      all = all && Converged(svc);
+    }
+    for (const std::string& e : events) std::cout << e << "\n" << std::flush;
     if (all) {
       std::cout << "stack " << stack << " converged\n";
       return 0;

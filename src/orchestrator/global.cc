@@ -66,8 +66,8 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
       if (!RetireUnit(p, *t)) return;
       continue;
     }
-    if (HasEnded(*t, job)) {
-      RestartDecision d = DecideRestart(svc, *t, /*node_lost=*/false, p.now_ns);
+    if (HasEnded(*t, job) || IsUnhealthy(*t, job)) {
+      RestartDecision d = DecideReplacement(svc, *t, /*node_lost=*/false, p.now_ns);
       if (!d.replace_now) {
         occupied.insert(node_id);
         live.push_back(t);

@@ -14,6 +14,19 @@ bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b) {
   return key(a) > key(b);
 }
 
+RestartDecision DecideReplacement(const v1::Service& service, const v1::Task& t, bool node_lost,
+                                  int64_t now_ns) {
+  if (node_lost || HasEnded(t, IsJob(service.spec().mode())) ||
+      t.status().health() != v1::TaskStatus::HEALTH_UNHEALTHY) {
+    return DecideRestart(service, t, node_lost, now_ns);
+  }
+  // Still running: its status time is when it turned unhealthy, from which
+  // the restart delay counts.
+  v1::Task failed = t;
+  failed.mutable_status()->set_state(v1::TASK_FAILED);
+  return DecideRestart(service, failed, node_lost, now_ns);
+}
+
 const v1::Node* FindNode(const Pass& p, const std::string& id) {
   auto it = p.nodes.find(id);
   return it == p.nodes.end() ? nullptr : it->second;

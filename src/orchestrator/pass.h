@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "changes.h"
+#include "policy.h"
 #include "shoal/orchestrator/orchestrator.h"
 
 namespace shoal::orchestrator::internal {
@@ -61,6 +62,11 @@ inline bool IsDone(const v1::Task& t, bool job) {
 inline bool HasEnded(const v1::Task& t, bool job) {
   return t.status().state() >= (job ? v1::TASK_SHUTDOWN : v1::TASK_COMPLETE);
 }
+// The agent reports that the task runs but fails its healthcheck: replaced
+// as an ended task is (issue 5). Jobs are not judged by their health.
+inline bool IsUnhealthy(const v1::Task& t, bool job) {
+  return !job && t.status().health() == v1::TaskStatus::HEALTH_UNHEALTHY;
+}
 // Running now, or (a job) ran successfully: what scale-down removes last.
 inline bool HasStarted(const v1::Task& t, bool job) {
   return t.status().state() == v1::TASK_RUNNING || IsDone(t, job);
@@ -69,6 +75,12 @@ inline bool HasStarted(const v1::Task& t, bool job) {
 inline bool IsAssigned(const v1::Task& t) {
   return !t.node_id().empty() && t.status().state() >= v1::TASK_ASSIGNED;
 }
+
+// The restart policy's decision for a task that ended, or is unhealthy,
+// which DecideRestart is asked about as a task that failed: an unhealthy
+// task is stopped for failing, so `on-failure` restarts it too.
+RestartDecision DecideReplacement(const v1::Service& service, const v1::Task& t, bool node_lost,
+                                  int64_t now_ns);
 
 // Of two live tasks of one slot or node, whether `a` is the one to keep: the
 // current spec first, then the one not ended, then the furthest along, then

@@ -51,6 +51,7 @@ std::vector<uint64_t> ScaleDownOrder(const std::map<uint64_t, const v1::Task*>& 
 enum class Health {
   kHealthy,    // leave it (a done job task is healthy too)
   kEnded,      // the agent reports it stopped: restart
+  kUnhealthy,  // it runs but fails its healthcheck: restart, as if it had ended
   kLost,       // its node is down or gone: restart elsewhere
   kMisplaced,  // its node was drained or no longer meets its constraints: move
 };
@@ -78,6 +79,7 @@ Health Check(const Pass& p, const v1::Task& t, bool job, StayCache& cache) {
   if (t.node_id().empty()) return Health::kHealthy;  // waiting for a node
   const v1::Node* node = FindNode(p, t.node_id());
   if (IsLost(node)) return Health::kLost;
+  if (IsUnhealthy(t, job)) return Health::kUnhealthy;
   if (!cache.CanStay(*node, t)) return Health::kMisplaced;
   return Health::kHealthy;
 }
@@ -127,8 +129,9 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
     Health health = Check(p, *t, job, cache);
     switch (health) {
       case Health::kEnded:
+      case Health::kUnhealthy:
       case Health::kLost: {
-        RestartDecision d = DecideRestart(svc, *t, health == Health::kLost, p.now_ns);
+        RestartDecision d = DecideReplacement(svc, *t, health == Health::kLost, p.now_ns);
         if (!d.replace_now) break;
         if (!ReplaceUnit(p, st, *t, d.next_attempt)) return;
         live.push_back(st.created.back());

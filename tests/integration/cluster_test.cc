@@ -364,4 +364,72 @@ TEST_CASE("promote a worker, then demote the first manager; the cluster keeps wo
   CHECK(dep.code == 0);
 }
 
+TEST_CASE("one node: deploy waits for health; a task that turns unhealthy is replaced") {
+  ShoalCluster c;
+  REQUIRE(c.Start("n1") != 0);
+  REQUIRE(c.Cli("n1", {"cluster", "init"}).code == 0);
+  // Healthy while the file exists. Failures within the start period do not
+  // count before the first success, so a task waits as "starting" for it.
+  const fs::path ok = c.dir() / "ok";
+  const std::string healthcheck =
+      "    healthcheck:\n"
+      "      test: [\"CMD\", \"test\", \"-f\", \"" +
+      ok.string() +
+      "\"]\n"
+      "      interval: 500ms\n"
+      "      timeout: 2s\n"
+      "      retries: 2\n"
+      "      start_period: 60s\n"
+      "      start_interval: 200ms\n";
+  std::string file = c.WriteStack("stack.yml", SleepStack(c, healthcheck, 1));
+  CliResult dep;
+  std::chrono::steady_clock::time_point deployed;  // read after join
+  std::thread deploy([&] {
+    dep = c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"});
+    deployed = std::chrono::steady_clock::now();
+  });
+  // The task runs, but deploy waits until it is healthy.
+  CHECK(Eventually(
+      [&] {
+        return c.Cli("n1", {"service", "ps", "demo_sleeper"}).out.find("running (starting)") !=
+               std::string::npos;
+      },
+      seconds(20)));
+  std::this_thread::sleep_for(seconds(1));
+  auto healthy = std::chrono::steady_clock::now();
+  std::ofstream(ok) << "";
+  deploy.join();
+  INFO(dep.out);
+  CHECK(dep.code == 0);
+  CHECK(dep.out.find("demo_sleeper: 0/1 (1 starting)") != std::string::npos);
+  CHECK(dep.out.find("converged") != std::string::npos);
+  CHECK(deployed > healthy);
+  CliResult ps = c.Cli("n1", {"service", "ps", "demo_sleeper"});
+  INFO(ps.out);
+  CHECK(ps.out.find("running (healthy)") != std::string::npos);
+  CHECK(c.CountTasks() == 1);
+
+  // Broken: two failed probes make it unhealthy; it is replaced in its slot
+  // and its process stopped. The replacement waits, starting, for the file.
+  fs::remove(ok);
+  CliResult all;
+  CHECK(Eventually(
+      [&] {
+        all = c.Cli("n1", {"service", "ps", "demo_sleeper", "--all"});
+        return all.out.find("shutdown (unhealthy)") != std::string::npos &&
+               all.out.find("running (starting)") != std::string::npos;
+      },
+      seconds(30)));
+  INFO(all.out);
+  CHECK(all.out.find("health check failed 2 times in a row: exit 1") != std::string::npos);
+  CHECK(Eventually([&] { return c.CountTasks() == 1; }, seconds(20)));
+  std::ofstream(ok) << "";
+  CHECK(Eventually(
+      [&] {
+        return c.Cli("n1", {"service", "ps", "demo_sleeper"}).out.find("running (healthy)") !=
+               std::string::npos;
+      },
+      seconds(20)));
+}
+
 }  // namespace shoal::testing

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "files.h"
+#include "health.h"
 #include "record.h"
 #include "shoal/executor/signals.h"
 #include "shoal/executor/task_util.h"
@@ -29,6 +30,7 @@ constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/
 constexpr const char* kStateFile = "state";
 constexpr const char* kLogFile = "output.log";
 constexpr const char* kFilesDir = "files";
+constexpr const char* kHealthLog = "health.log";  // the last probe's output
 
 int64_t UnixNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -52,6 +54,10 @@ void SignalGroup(pid_t pid, int signal) {
 Observed ObservedFrom(const TaskRecord& r) {
   Observed o;
   o.container_id = r.pid > 0 ? std::to_string(r.pid) : "";
+  if (v1::TaskStatus::Health_IsValid(r.health)) {
+    o.health = static_cast<v1::TaskStatus::Health>(r.health);
+    o.health_message = r.health_message;
+  }
   if (r.finished) {
     o.state = static_cast<v1::TaskState>(r.state);
     o.exit_code = r.exit_code;
@@ -62,6 +68,47 @@ Observed ObservedFrom(const TaskRecord& r) {
     o.message = r.stop_requested ? "stopping" : "started";
   }
   return o;
+}
+
+// What the task's process runs with, and its healthcheck probes too: the
+// task's env (plus PATH, HOME and SHOAL_* defaults), working dir and
+// identity. Errors reject the task. `dir` is the task dir.
+Result<process::SpawnRequest> TaskEnvironment(const v1::Task& task, const fs::path& dir) {
+  const v1::ContainerSpec& spec = task.spec();
+  Result<process::Identity> ident = process::ResolveIdentity(spec.user(), spec.groups());
+  if (!ident.ok()) return ident.error();
+  std::map<std::string, std::string> env;
+  for (const auto& [k, v] : spec.env()) {
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos ||
+        v.find('\0') != std::string::npos) {
+      return InvalidArgument("invalid environment variable name \"" + k + "\"");
+    }
+    env[k] = v;
+  }
+  env.emplace("PATH", kDefaultPath);
+  env.emplace("HOME", ident->home.empty() ? "/" : ident->home);
+  env["SHOAL_TASK_ID"] = task.meta().id();
+  env["SHOAL_TASK_SLOT"] = std::to_string(task.slot());
+  env["SHOAL_SERVICE_NAME"] = task.service_name();
+  env["SHOAL_FILES_DIR"] = (dir / kFilesDir).string();
+
+  fs::path working_dir = dir;
+  if (!spec.working_dir().empty()) {
+    working_dir = spec.working_dir();
+    if (!working_dir.is_absolute()) {
+      return InvalidArgument("working_dir \"" + spec.working_dir() + "\" is not an absolute path");
+    }
+    std::error_code ec;
+    if (!fs::is_directory(working_dir, ec)) {
+      return InvalidArgument("working_dir \"" + spec.working_dir() +
+                             "\" is not a directory on this node");
+    }
+  }
+  process::SpawnRequest req;
+  for (const auto& [k, v] : env) req.env.push_back(k + "=" + v);
+  req.working_dir = working_dir.string();
+  req.identity = *ident;
+  return req;
 }
 
 }  // namespace
@@ -75,6 +122,9 @@ struct ProcessExecutor::Proc {
   bool kill_sent = false;
   SteadyClock::time_point kill_at;  // meaningful once rec.stop_requested
   Observed obs;
+  // Runs the healthcheck while the task runs; null when it has none, or for
+  // an adopted task until the agent's Start hands its spec over again.
+  std::unique_ptr<process::HealthProber> health;
 };
 
 Result<std::unique_ptr<ProcessExecutor>> ProcessExecutor::Open(fs::path root,
@@ -204,6 +254,11 @@ void ProcessExecutor::Finish(Proc& p, bool known, int wait_status) {
   r.finished = true;
   r.exit_code = code;
   r.error.clear();
+  // An exited task has no health; UNHEALTHY stays, to say why it was stopped.
+  if (r.health != v1::TaskStatus::HEALTH_UNHEALTHY) {
+    r.health = v1::TaskStatus::HEALTH_NONE;
+    r.health_message.clear();
+  }
   if (r.stop_requested) {
     r.state = v1::TASK_SHUTDOWN;
     if (!known) {
@@ -233,7 +288,10 @@ void ProcessExecutor::Finish(Proc& p, bool known, int wait_status) {
 Status ProcessExecutor::Start(const v1::Task& task, const std::vector<TaskFile>& files) {
   const std::string& id = task.meta().id();
   if (Status s = ValidateTaskId(id); !s.ok()) return s;
-  if (procs_.count(id) != 0) return Status::Ok();
+  if (auto it = procs_.find(id); it != procs_.end()) {
+    RefreshHealth(task, *it->second);
+    return Status::Ok();
+  }
   auto p = std::make_unique<Proc>();
   p->dir = TaskDir(id);
   p->rec.id = id;
@@ -263,48 +321,22 @@ Status ProcessExecutor::StartProcess(const v1::Task& task, const std::vector<Tas
     if (!sig.ok()) return InvalidArgument("stop_signal: " + sig.error().message());
     stop_signal = *sig;
   }
+  Result<std::optional<process::HealthConfig>> health =
+      process::ParseHealthCheck(spec.healthcheck());
+  if (!health.ok()) return health.error();
   for (const TaskFile& f : files) {
     if (Result<std::string> rel = FileTargetRelativePath(f.target); !rel.ok()) return rel.error();
   }
-  Result<process::Identity> ident = process::ResolveIdentity(spec.user(), spec.groups());
-  if (!ident.ok()) return ident.error();
-
-  std::map<std::string, std::string> env;
-  for (const auto& [k, v] : spec.env()) {
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos ||
-        v.find('\0') != std::string::npos) {
-      return InvalidArgument("invalid environment variable name \"" + k + "\"");
-    }
-    env[k] = v;
-  }
-  const fs::path files_dir = p.dir / kFilesDir;
-  env.emplace("PATH", kDefaultPath);
-  env.emplace("HOME", ident->home.empty() ? "/" : ident->home);
-  env["SHOAL_TASK_ID"] = id;
-  env["SHOAL_TASK_SLOT"] = std::to_string(task.slot());
-  env["SHOAL_SERVICE_NAME"] = task.service_name();
-  env["SHOAL_FILES_DIR"] = files_dir.string();
-
-  Result<std::string> exe = process::FindExecutable(argv[0], env["PATH"]);
+  Result<process::SpawnRequest> base = TaskEnvironment(task, p.dir);
+  if (!base.ok()) return base.error();
+  Result<std::string> exe = process::FindExecutable(argv[0], process::EnvValue(base->env, "PATH"));
   if (!exe.ok()) return exe.error();
-
-  fs::path working_dir = p.dir;
-  if (!spec.working_dir().empty()) {
-    working_dir = spec.working_dir();
-    if (!working_dir.is_absolute()) {
-      return InvalidArgument("working_dir \"" + spec.working_dir() + "\" is not an absolute path");
-    }
-    std::error_code ec;
-    if (!fs::is_directory(working_dir, ec)) {
-      return InvalidArgument("working_dir \"" + spec.working_dir() +
-                             "\" is not a directory on this node");
-    }
-  }
+  const fs::path files_dir = p.dir / kFilesDir;
 
   // The task dir: a leftover of an unrecorded start is replaced.
   std::error_code ec;
   fs::remove_all(p.dir, ec);
-  const gid_t group = ident->change ? ident->gid : getegid();
+  const gid_t group = base->identity.change ? base->identity.gid : getegid();
   if (Status s = process::MakePrivateDir(p.dir, group); !s.ok()) return s;
   p.rec.image = spec.image();
   p.rec.stop_signal = stop_signal;
@@ -328,13 +360,10 @@ Status ProcessExecutor::StartProcess(const v1::Task& task, const std::vector<Tas
     return s;
   }
 
-  process::SpawnRequest req;
+  process::SpawnRequest req = *base;
   req.executable = *exe;
   req.argv = std::move(argv);
-  for (const auto& [k, v] : env) req.env.push_back(k + "=" + v);
-  req.working_dir = working_dir.string();
   req.log_path = (p.dir / kLogFile).string();
-  req.identity = *ident;
   Result<pid_t> pid = process::Spawn(req);
   if (!pid.ok()) return pid.error();
 
@@ -344,9 +373,44 @@ Status ProcessExecutor::StartProcess(const v1::Task& task, const std::vector<Tas
   std::optional<process::ProcStat> st = process::ReadProcStat(*pid);
   p.rec.start_ticks = st ? st->start_ticks : 0;
   p.rec.started_unix_ns = UnixNowNs();
+  if (*health) {
+    base->log_path = (p.dir / kHealthLog).string();
+    p.health = std::make_unique<process::HealthProber>(
+        std::move(**health), std::move(*base), SteadyClock::now(), v1::TaskStatus::HEALTH_STARTING);
+    p.rec.health = p.health->health();
+  }
   Persist(p);
   p.obs = ObservedFrom(p.rec);
   return Status::Ok();
+}
+
+void ProcessExecutor::RefreshHealth(const v1::Task& task, Proc& p) {
+  // Only an adopted task lacks its prober; a task that is ending needs none.
+  if (p.health || p.rec.finished || p.rec.stop_requested) return;
+  Result<std::optional<process::HealthConfig>> config =
+      process::ParseHealthCheck(task.spec().healthcheck());
+  if (!config.ok() || !*config) return;
+  // The task runs already: if its probes cannot (its user is gone), its
+  // health stays as it was recorded.
+  Result<process::SpawnRequest> base = TaskEnvironment(task, p.dir);
+  if (!base.ok()) return;
+  base->log_path = (p.dir / kHealthLog).string();
+  // The start period counts from the process's start, recorded as wall time.
+  const auto ran =
+      std::chrono::nanoseconds(std::max<int64_t>(UnixNowNs() - p.rec.started_unix_ns, 0));
+  p.health = std::make_unique<process::HealthProber>(
+      std::move(**config), std::move(*base), SteadyClock::now() - ran,
+      static_cast<v1::TaskStatus::Health>(p.rec.health), p.rec.health_message);
+  SyncHealth(p);
+}
+
+void ProcessExecutor::SyncHealth(Proc& p) {
+  if (p.rec.health == p.health->health() && p.rec.health_message == p.health->message()) return;
+  p.rec.health = p.health->health();
+  p.rec.health_message = p.health->message();
+  Persist(p);
+  p.obs.health = p.health->health();
+  p.obs.health_message = p.health->message();
 }
 
 Status ProcessExecutor::Stop(const std::string& task_id, std::chrono::nanoseconds grace) {
@@ -396,8 +460,14 @@ Status ProcessExecutor::Remove(const std::string& task_id) {
 
 std::map<std::string, Observed> ProcessExecutor::Poll() {
   std::map<std::string, Observed> out;
+  const auto now = SteadyClock::now();
   for (auto& [id, p] : procs_) {
     Check(*p);
+    if (p->health) {
+      // Probes stop once the task is asked to stop or has exited.
+      const bool active = !p->rec.finished && !p->rec.stop_requested;
+      if (p->health->Poll(now, active) && active) SyncHealth(*p);
+    }
     out.emplace(id, p->obs);
   }
   return out;

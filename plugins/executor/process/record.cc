@@ -68,6 +68,8 @@ Status WriteRecord(const std::filesystem::path& file, const TaskRecord& r) {
       << "kill_at_unix_ns=" << r.kill_at_unix_ns << "\n"
       << "started_unix_ns=" << r.started_unix_ns << "\n"
       << "secrets_dir=" << Escape(r.secrets_dir) << "\n"
+      << "health=" << r.health << "\n"
+      << "health_message=" << Escape(r.health_message) << "\n"
       << "finished=" << (r.finished ? 1 : 0) << "\n"
       << "state=" << r.state << "\n"
       << "exit_code=" << r.exit_code << "\n"
@@ -108,6 +110,7 @@ Result<TaskRecord> ReadRecord(const std::filesystem::path& file) {
   r.secrets_dir = kv["secrets_dir"];
   r.message = kv["message"];
   r.error = kv["error"];
+  r.health_message = kv["health_message"];
   int64_t v = 0;
   const auto num = [&](const char* key, int64_t* out) {
     if (!ParseInt(kv[key], out)) return false;
@@ -129,6 +132,8 @@ Result<TaskRecord> ReadRecord(const std::filesystem::path& file) {
   r.state = static_cast<int>(v);
   if (!num("exit_code", &v)) return corrupt("bad exit_code");
   r.exit_code = static_cast<int32_t>(v);
+  // Absent in records of executors before healthchecks: no health known.
+  if (kv.count("health") && num("health", &v)) r.health = static_cast<int>(v);
   return r;
 }
 

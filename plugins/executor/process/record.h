@@ -29,6 +29,10 @@ struct TaskRecord {
   int64_t kill_at_unix_ns = 0;  // when the SIGKILL is due after a stop
   int64_t started_unix_ns = 0;
   std::string secrets_dir;  // tmpfs dir to delete on Remove; "" when none
+  // The last health a healthcheck decided (v1::TaskStatus::Health) and why
+  // it is unhealthy, so that an adopted task does not fall back to STARTING.
+  int health = 0;
+  std::string health_message;
   // Set once the exit was observed, with what Poll reports from then on.
   bool finished = false;
   int state = 0;  // v1::TaskState

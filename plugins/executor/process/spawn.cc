@@ -226,6 +226,15 @@ Result<std::string> FindExecutable(const std::string& name, const std::string& p
   return InvalidArgument("executable file not found in $PATH: \"" + name + "\"");
 }
 
+std::string EnvValue(const std::vector<std::string>& env, const std::string& key) {
+  for (const std::string& e : env) {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      return e.substr(key.size() + 1);
+    }
+  }
+  return "";
+}
+
 Result<pid_t> Spawn(const SpawnRequest& req) {
   Fd null_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null_fd.get() < 0) {

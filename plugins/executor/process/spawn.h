@@ -44,6 +44,9 @@ struct SpawnRequest {
   Identity identity;
 };
 
+// The value of `key` in an env of "K=V" strings; "" when it is not set.
+std::string EnvValue(const std::vector<std::string>& env, const std::string& key);
+
 // Forks and execs the process, in a new process group led by itself so that
 // signals sent to -pid reach everything it starts. Returns once exec
 // succeeded; kInvalidArgument when it failed for a reason the task's spec

@@ -5,6 +5,18 @@
 #include "shoal/executor/task_util.h"
 
 namespace shoal::executor {
+namespace {
+
+using Health = v1::TaskStatus;
+
+// An ended task has no health, except UNHEALTHY, which says why it stopped.
+void EndHealth(Observed& o) {
+  if (o.health == Health::HEALTH_UNHEALTHY) return;
+  o.health = Health::HEALTH_NONE;
+  o.health_message.clear();
+}
+
+}  // namespace
 
 std::string SimExecutor::Name() const { return "sim"; }
 
@@ -33,6 +45,12 @@ Status SimExecutor::Start(const v1::Task& task, const std::vector<TaskFile>& /*f
     t.exits = true;
     t.exit_code = code;
   }
+  const auto& test = task.spec().healthcheck().test();
+  if (auto it = env.find("SHOAL_SIM_UNHEALTHY"); it != env.end()) {
+    t.unhealthy = !it->second.empty() && it->second != "0";
+  }
+  t.health_checked = t.unhealthy || (!test.empty() && test[0] != "NONE");
+  if (t.health_checked) t.obs.health = Health::HEALTH_STARTING;
   t.obs.state = v1::TASK_STARTING;
   t.obs.message = "starting";
   t.obs.container_id = "sim-" + id;
@@ -49,6 +67,7 @@ Status SimExecutor::Stop(const std::string& task_id, std::chrono::nanoseconds /*
   SimTask& t = it->second;
   t.obs.state = v1::TASK_SHUTDOWN;
   t.obs.message = "stopped";
+  EndHealth(t.obs);
   MarkChanged(task_id, t);
   return Status::Ok();
 }
@@ -74,19 +93,29 @@ void SimExecutor::Advance() {
     if (it == tasks_.end() || !it->second.queued) continue;
     SimTask& t = it->second;
     t.queued = false;
+    const auto requeue = [&] {
+      t.queued = true;
+      due_.push_back(id);
+    };
     if (t.obs.state == v1::TASK_STARTING) {
       t.obs.state = v1::TASK_RUNNING;
       t.obs.message = "started";
-      if (t.exits) {
-        t.queued = true;
-        due_.push_back(id);
-      }
+      // A healthy task is healthy at once; an unhealthy one turns so next.
+      if (t.health_checked && !t.unhealthy) t.obs.health = Health::HEALTH_HEALTHY;
+      if (t.exits || t.unhealthy) requeue();
+      MarkChanged(id, t);
+    } else if (t.obs.state == v1::TASK_RUNNING && t.unhealthy &&
+               t.obs.health != Health::HEALTH_UNHEALTHY) {
+      t.obs.health = Health::HEALTH_UNHEALTHY;
+      t.obs.health_message = "health check failed: simulated by SHOAL_SIM_UNHEALTHY";
+      if (t.exits) requeue();
       MarkChanged(id, t);
     } else if (t.obs.state == v1::TASK_RUNNING && t.exits) {
       t.obs.state = t.exit_code == 0 ? v1::TASK_COMPLETE : v1::TASK_FAILED;
       t.obs.exit_code = t.exit_code;
       t.obs.message = ExitMessage(t.exit_code);
       if (t.exit_code != 0) t.obs.error = "simulated exit code " + std::to_string(t.exit_code);
+      EndHealth(t.obs);
       MarkChanged(id, t);
     }
   }

@@ -50,6 +50,42 @@ TEST_CASE("sim: a task stopped before the first poll never runs", "[sim]") {
   CHECK(changes["b"].state == v1::TASK_RUNNING);
 }
 
+TEST_CASE("sim: a healthcheck reports HEALTHY with RUNNING; SHOAL_SIM_UNHEALTHY turns it unhealthy",
+          "[sim][health]") {
+  using Health = v1::TaskStatus;
+  SimExecutor ex;
+  v1::Task checked = SimTask("checked");
+  checked.mutable_spec()->mutable_healthcheck()->add_test("CMD-SHELL");
+  checked.mutable_spec()->mutable_healthcheck()->add_test("true");
+  v1::Task disabled = SimTask("disabled");
+  disabled.mutable_spec()->mutable_healthcheck()->add_test("NONE");
+  REQUIRE(ex.Start(checked, {}).ok());
+  REQUIRE(ex.Start(disabled, {}).ok());
+  REQUIRE(ex.Start(SimTask("sick", {{"SHOAL_SIM_UNHEALTHY", "1"}}), {}).ok());
+  REQUIRE(
+      ex.Start(SimTask("sick_exit", {{"SHOAL_SIM_UNHEALTHY", "1"}, {"SHOAL_SIM_EXIT", "0"}}), {})
+          .ok());
+  auto first = ex.PollChanges();
+  CHECK(first["checked"].health == Health::HEALTH_HEALTHY);
+  CHECK(first["disabled"].health == Health::HEALTH_NONE);
+  CHECK(first["sick"].state == v1::TASK_RUNNING);
+  CHECK(first["sick"].health == Health::HEALTH_STARTING);
+  auto second = ex.PollChanges();
+  CHECK(second.count("checked") == 0);
+  CHECK(second["sick"].health == Health::HEALTH_UNHEALTHY);
+  CHECK(!second["sick"].health_message.empty());
+  CHECK(second["sick_exit"].state == v1::TASK_RUNNING);
+  auto third = ex.PollChanges();
+  CHECK(third["sick_exit"].state == v1::TASK_COMPLETE);
+  CHECK(third["sick_exit"].health == Health::HEALTH_UNHEALTHY);
+  // Stopped: a healthy task ends without a health, an unhealthy one keeps it.
+  REQUIRE(ex.Stop("checked", {}).ok());
+  REQUIRE(ex.Stop("sick", {}).ok());
+  auto all = ex.Poll();
+  CHECK(all["checked"].health == Health::HEALTH_NONE);
+  CHECK(all["sick"].health == Health::HEALTH_UNHEALTHY);
+}
+
 TEST_CASE("sim: SHOAL_SIM_EXIT ends the task on the poll after it ran", "[sim]") {
   SimExecutor ex;
   REQUIRE(ex.Start(SimTask("ok", {{"SHOAL_SIM_EXIT", "0"}}), {}).ok());

@@ -93,6 +93,8 @@ class Agent {
   void WorkLoop();
   void Apply(const v1::AssignmentsReply& reply);
   void Reconcile();
+  // The secrets and configs `task` needs, from what the dispatcher sent.
+  std::vector<executor::TaskFile> TaskFiles(const v1::Task& task);
   void SendHeartbeat();
   void Persist(const v1::Task& task);
   void Forget(const std::string& task_id);
@@ -116,6 +118,7 @@ class Agent {
   std::map<std::string, v1::Task> tasks_;                 // assigned, by id
   std::map<std::string, std::string> secrets_, configs_;  // name -> value, memory only
   std::map<std::string, v1::TaskStatus> observed_;        // last seen, by task id
+  // Tasks handed to executor_->Start in this agent's life, adopted ones too.
   std::map<std::string, bool> started_;
   bool have_full_set_ = false;
   bool report_now_ = false;

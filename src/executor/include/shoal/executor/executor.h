@@ -41,6 +41,14 @@ struct Observed {
   std::string message;                 // short, for `service ps`: "started", "exit 3"
   std::string error;                   // why it failed, "" when it did not
   std::string container_id;            // pid for processes, engine id for containers
+  // The task's healthcheck: NONE when it has none (or it is disabled),
+  // STARTING until a probe first succeeds, then HEALTHY or UNHEALTHY. Kept
+  // at UNHEALTHY once the task exited, so that the history shows why it was
+  // stopped; otherwise NONE after the exit.
+  v1::TaskStatus::Health health = v1::TaskStatus::HEALTH_NONE;
+  // Why it is UNHEALTHY ("health check failed 3 times in a row: exit 1:
+  // ..."), "" otherwise. Changes only when `health` does.
+  std::string health_message;
 };
 
 class Executor {
@@ -52,9 +60,12 @@ class Executor {
 
   // Begins running `task` (its spec is the immutable ContainerSpec copy) with
   // `files` in place. Ok when the start began or the task is already known
-  // (idempotent: the agent may repeat it after a restart). An error here means
-  // the task can never run as given (no command, unknown user): the agent
-  // reports it REJECTED with this message. Later failures show in Poll().
+  // (idempotent: the agent calls it once per task per agent life, also for a
+  // task adopted from a previous agent, whose spec the executor may need
+  // again, e.g. for its healthcheck; for a known task the executor only
+  // refreshes such things and starts nothing). An error here means the task
+  // can never run as given (no command, unknown user): the agent reports it
+  // REJECTED with this message. Later failures show in Poll().
   virtual Status Start(const v1::Task& task, const std::vector<TaskFile>& files) = 0;
 
   // Asks the task to stop: its stop signal (spec.stop_signal, default

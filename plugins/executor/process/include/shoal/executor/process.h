@@ -7,11 +7,13 @@
 // Per task it keeps `<root>/<task id>/` with:
 //   state       what a later executor needs to adopt the process (pid, start time, stop)
 //   output.log  the process's stdout and stderr, appended in order
+//   health.log  the output of the last healthcheck probe
 //   files/      secrets and configs at their target paths (SHOAL_FILES_DIR)
 //
 // Threads: like every Executor, one caller thread; it starts none of its own.
-// Stop escalation (SIGKILL after the grace period) and reaping happen in
-// Poll(), so the kill lands at the first Poll after the grace ends.
+// Stop escalation (SIGKILL after the grace period), reaping and healthcheck
+// probes happen in Poll(), so the kill lands at the first Poll after the
+// grace ends, and probe intervals and timeouts are as precise as the polls.
 
 #include <filesystem>
 #include <map>
@@ -51,9 +53,12 @@ class ProcessExecutor final : public Executor {
 
   // Runs entrypoint + command with exactly the task's env (plus PATH, HOME
   // and SHOAL_* defaults) in its working_dir (default: the task dir), as its
-  // user when set. Errors (-> REJECTED): no command, unknown user, another
-  // user while the agent is not root, bad stop_signal, missing working dir or
-  // executable, a file target with "..".
+  // user when set, and its healthcheck's probes with the same. Errors (->
+  // REJECTED): no command, unknown user, another user while the agent is not
+  // root, bad stop_signal, missing working dir or executable, a file target
+  // with "..", a healthcheck test that is not CMD, CMD-SHELL or NONE. For a
+  // known task it starts nothing and only resumes the healthcheck of an
+  // adopted one, whose spec the executor did not have.
   Status Start(const v1::Task& task, const std::vector<TaskFile>& files) override;
 
   // Sends the task's stop signal to its process group now, SIGKILL to the
@@ -64,7 +69,8 @@ class ProcessExecutor final : public Executor {
   // Deletes the task dir and its tmpfs secrets dir once the task exited.
   Status Remove(const std::string& task_id) override;
 
-  // Reaps exited processes, escalates due stops, and reports every task.
+  // Reaps exited processes, escalates due stops, runs due healthcheck probes
+  // (and kills those past their timeout), and reports every task.
   std::map<std::string, Observed> Poll() override;
 
   // Reads output.log.
@@ -82,6 +88,8 @@ class ProcessExecutor final : public Executor {
   void Finish(Proc& p, bool known, int wait_status);
   void Persist(Proc& p);
   Status StartProcess(const v1::Task& task, const std::vector<TaskFile>& files, Proc& p);
+  void RefreshHealth(const v1::Task& task, Proc& p);
+  void SyncHealth(Proc& p);
 
   std::filesystem::path root_;
   ProcessOptions options_;

@@ -8,7 +8,10 @@
 //
 // Behaviour, driven by the task's env so that a stack file can script it:
 //   Start                    -> STARTING; RUNNING at the next poll
-//   SHOAL_SIM_EXIT=<code>    -> at the poll after RUNNING: COMPLETE (0) or FAILED (code)
+//   spec.healthcheck (not NONE) -> health STARTING, HEALTHY with RUNNING
+//   SHOAL_SIM_UNHEALTHY=1    -> health STARTING, UNHEALTHY at the poll after RUNNING
+//   SHOAL_SIM_EXIT=<code>    -> at the poll after RUNNING (after UNHEALTHY, if
+//                               that is set too): COMPLETE (0) or FAILED (code)
 //   SHOAL_SIM_REJECT=<msg>   -> Start fails with <msg> (the agent reports REJECTED)
 //   Stop                     -> SHUTDOWN at once (grace is ignored)
 //   Remove                   -> forgotten
@@ -58,7 +61,9 @@ class SimExecutor final : public Executor {
  private:
   struct SimTask {
     Observed obs;
-    bool exits = false;  // SHOAL_SIM_EXIT was set
+    bool exits = false;           // SHOAL_SIM_EXIT was set
+    bool health_checked = false;  // reports a health
+    bool unhealthy = false;       // SHOAL_SIM_UNHEALTHY was set
     int32_t exit_code = 0;
     bool queued = false;   // in due_: advances at the next poll
     bool changed = false;  // in changed_: reported by the next PollChanges
