@@ -40,10 +40,13 @@ grpc::ServerUnaryReactor* ControlService::Deploy(grpc::CallbackServerContext* ct
         reply->set_plan_json(plan::RenderJson(change->plan));
         reply->set_changed(!change->mutations.empty());
         reply->set_summary(change->summary);
-        // Placement is checked for the dry run, and reported for a real deploy too
-        // (the progress shows the live reasons afterwards).
-        for (auto& u : DryRunPlacement(state, *change, req->spec().name())) {
-          *reply->add_unplaced() = std::move(u);
+        // Placement is checked for the dry run only: it copies the state and
+        // runs the orchestrator on the loop (5 s at 100k tasks, long enough to
+        // lose leadership), and a real deploy's progress shows live reasons.
+        if (req->dry_run()) {
+          for (auto& u : DryRunPlacement(state, *change, req->spec().name())) {
+            *reply->add_unplaced() = std::move(u);
+          }
         }
         if (req->dry_run() || change->mutations.empty()) {
           reply->set_applied_index(state.applied_index());
