@@ -230,6 +230,20 @@ void Agent::Reconcile() {
       report_now_ = true;
       continue;
     }
+    if (!should_run && !known && have_full_set_ && !Terminal(task.status().state())) {
+      // Retired before it started here, or it died with this host: nothing
+      // runs, and saying so lets the managers finish and reap it.
+      auto prev = observed_.find(id);
+      if (prev == observed_.end() || prev->second.state() != v1::TASK_SHUTDOWN) {
+        v1::TaskStatus st;
+        st.set_state(v1::TASK_SHUTDOWN);
+        st.set_message("not running here");
+        st.set_timestamp_ns(NowNs());
+        observed_[id] = st;
+        report_now_ = true;
+      }
+      continue;
+    }
     if (!should_run && known && !exited) {
       int64_t grace = 10'000'000'000;
       if (task.spec().stop_grace_period_ns() > 0) grace = task.spec().stop_grace_period_ns();

@@ -153,7 +153,20 @@ void Dispatcher::Assignments(const store::State& state, const v1::AssignmentsReq
   bool full = req.known_generation() == 0 || req.known_generation() != s.generation;
   v1::AssignmentsReply reply;
   if (Diff(state, req.node_id(), full, s, &reply)) return done(Status::Ok(), std::move(reply));
-  waiters_.push_back({req.node_id(), now_ns, std::move(done)});
+  // A node has one live poll: an older parked call was abandoned (its
+  // connection reset, the agent restarted). Answering it with a change would
+  // advance the generation behind the live caller's back.
+  std::vector<Waiter> superseded;
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->node_id == req.node_id()) {
+      superseded.push_back(std::move(*it));
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  waiters_.push_back({req.node_id(), req.known_generation(), now_ns, std::move(done)});
+  for (auto& w : superseded) w.done({Code::kUnavailable, "superseded by a newer poll"}, {});
 }
 
 void Dispatcher::Changed(const store::State& state) {
@@ -167,7 +180,9 @@ void Dispatcher::Changed(const store::State& state) {
       continue;
     }
     v1::AssignmentsReply reply;
-    if (Diff(state, w.node_id, false, it->second, &reply)) {
+    // A caller that does not hold the session's generation gets everything.
+    bool full = w.known_generation != it->second.generation;
+    if (Diff(state, w.node_id, full, it->second, &reply)) {
       w.done(Status::Ok(), std::move(reply));
     } else {
       keep.push_back(std::move(w));
@@ -188,9 +203,9 @@ void Dispatcher::Tick(const store::State& state, int64_t now_ns) {
       keep.push_back(std::move(w));
       continue;
     }
-    auto it = sessions_.find(w.node_id);
+    // Nothing new: the caller keeps exactly what it had.
     v1::AssignmentsReply reply;
-    if (it != sessions_.end()) reply.set_generation(it->second.generation);
+    reply.set_generation(w.known_generation);
     w.done(Status::Ok(), std::move(reply));
   }
   for (auto& w : waiters_) keep.push_back(std::move(w));

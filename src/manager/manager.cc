@@ -102,8 +102,10 @@ void Manager::Stop() {
   if (!loop_) return;
   loop_->RunSync([this] {
     loops_->dispatcher().StepDown();
-    loops_.reset();
+    // The store first: its destructor fails pending proposals, whose
+    // callbacks write into the control loops.
     store_.reset();
+    loops_.reset();
   });
   loop_->Stop();
 }
@@ -117,7 +119,14 @@ void Manager::Propose(std::vector<v1::Mutation> mutations, std::string proposer,
 }
 
 void Manager::Read(ReadDone done) {
-  store_->Read([this, done = std::move(done)](Status s, uint64_t) { done(s, store_->state()); });
+  store_->Read([this, done = std::move(done)](Status s, uint64_t) {
+    // Failed reads also run while the store is being destroyed.
+    if (!s.ok() || !store_) {
+      static const store::State kEmpty;
+      return done(s.ok() ? Status(Code::kUnavailable, "stopping") : s, kEmpty);
+    }
+    done(s, store_->state());
+  });
 }
 
 std::string Manager::AddressOf(uint64_t raft_id) const {

@@ -83,6 +83,7 @@ class Dispatcher {
   };
   struct Waiter {
     std::string node_id;
+    uint64_t known_generation = 0;  // what this caller holds
     int64_t since_ns = 0;
     AssignmentsDone done;
   };
