@@ -1,5 +1,7 @@
 #include "shoal/store/replicated_store.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <cstdio>
 #include <utility>
 
@@ -8,6 +10,44 @@ namespace shoal::store {
 namespace {
 
 Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
+
+// The bytes of state.ToSnapshot().SerializeAsString() (a v1::StoreSnapshot:
+// field 1 the applied index, field 2 every object in (kind, id) order),
+// written straight from the state's objects into a buffer of the exact size.
+// ToSnapshot would first copy every object into a new message, then free
+// them all: for a large state most of a snapshot's cost.
+std::string SerializeSnapshot(const State& state) {
+  using google::protobuf::io::CodedOutputStream;
+  constexpr uint8_t kAppliedTag = (1 << 3) | 0;  // varint
+  constexpr uint8_t kObjectTag = (2 << 3) | 2;   // length-delimited
+  std::vector<const v1::Mutation*> objects;
+  for (int k = 0; k < kKindCount; ++k) {
+    std::vector<const v1::Mutation*> of_kind = state.List(static_cast<Kind>(k));
+    objects.insert(objects.end(), of_kind.begin(), of_kind.end());
+  }
+  uint64_t applied = state.applied_index();
+  size_t size = applied == 0 ? 0 : 1 + CodedOutputStream::VarintSize64(applied);
+  std::vector<uint32_t> sizes;
+  sizes.reserve(objects.size());
+  for (const v1::Mutation* m : objects) {
+    // Also caches the sizes that SerializeWithCachedSizesToArray uses below.
+    size_t n = m->ByteSizeLong();
+    sizes.push_back(static_cast<uint32_t>(n));
+    size += 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(n)) + n;
+  }
+  std::string out(size, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  if (applied != 0) {
+    *p++ = kAppliedTag;
+    p = CodedOutputStream::WriteVarint64ToArray(applied, p);
+  }
+  for (size_t i = 0; i < objects.size(); ++i) {
+    *p++ = kObjectTag;
+    p = CodedOutputStream::WriteVarint32ToArray(sizes[i], p);
+    p = objects[i]->SerializeWithCachedSizesToArray(p);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -97,14 +137,14 @@ void ReplicatedStore::Propose(v1::Command command, ProposeCallback done) {
     completions_.push_back({std::move(done), std::move(s), 0});
     return;
   }
-  std::string id = NextRequestId();
-  command.set_request_id(id);
+  uint64_t seq = 0;
+  command.set_request_id(NextRequestId(&seq));
   Status s = node_->Propose(command.SerializeAsString());
   if (!s.ok()) {
     completions_.push_back({std::move(done), std::move(s), 0});
     return;
   }
-  proposals_[id] = PendingProposal{std::move(done), ticks_ + request_timeout_};
+  proposals_.emplace(seq, PendingProposal{std::move(done), ticks_ + request_timeout_});
 }
 
 void ReplicatedStore::Read(ReadCallback done) {
@@ -112,7 +152,8 @@ void ReplicatedStore::Read(ReadCallback done) {
     completions_.push_back({std::move(done), std::move(s), 0});
     return;
   }
-  std::string ctx = NextRequestId();
+  uint64_t seq = 0;
+  std::string ctx = NextRequestId(&seq);
   Status s = node_->ReadIndex(ctx);
   if (!s.ok()) {
     completions_.push_back({std::move(done), std::move(s), 0});
@@ -216,26 +257,49 @@ Status ReplicatedStore::Process() {
   processing_ = true;
   while (fatal_.ok() && node_->HasReady()) {
     raft::Ready rd = node_->GetReady();
-    if (Status s = ProcessReady(rd); !s.ok()) {
+    bool deferred = false;
+    if (Status s = ProcessReady(rd, &deferred); !s.ok()) {
       fprintf(stderr, "shoal store: stopping member %llu: %s\n",
               static_cast<unsigned long long>(options_.raft.id), s.ToString().c_str());
       fatal_ = s;
       FailAll(s);
     }
     RunCompletions();
+    if (deferred && fatal_.ok()) {
+      // Before the next Ready, so each peer still gets the messages in order.
+      for (const auto& m : rd.messages) Send(m);
+      ReportSendFailures();
+    }
   }
   RunCompletions();
   processing_ = false;
   return fatal_;
 }
 
-Status ReplicatedStore::ProcessReady(raft::Ready& rd) {
+void ReplicatedStore::Send(const v1::Message& m) {
   // Raft tolerates loss, so a failed send is only feedback.
-  std::vector<uint64_t> failed_snapshots;
+  if (deps_.transport->Send(m).ok()) return;
+  unreachable_.push_back(m.to());
+  if (m.type() == v1::MSG_SNAP) failed_snapshots_.push_back(m.to());
+}
+
+void ReplicatedStore::ReportSendFailures() {
+  for (uint64_t id : unreachable_) node_->ReportUnreachable(id);
+  unreachable_.clear();
+  for (uint64_t id : failed_snapshots_) node_->ReportSnapshot(id, false);
+  failed_snapshots_.clear();
+}
+
+Status ReplicatedStore::ProcessReady(raft::Ready& rd, bool* sends_deferred) {
+  // A leader's Ready that persists nothing durably and applies entries (their
+  // commit index moved): no fsync to overlap, so its messages (the commit
+  // index for the followers, heartbeats) wait until the entries are applied
+  // and their callbacks have run, and clients hear back first. Process()
+  // sends them before the next Ready.
+  *sends_deferred = rd.leader_appends_early && !rd.must_sync && rd.entries.empty() &&
+                    !rd.committed_entries.empty();
   auto send = [&](const v1::Message& m) {
-    if (deps_.transport->Send(m).ok()) return;
-    unreachable_.push_back(m.to());
-    if (m.type() == v1::MSG_SNAP) failed_snapshots.push_back(m.to());
+    if (!*sends_deferred) Send(m);
   };
   // A leader's appends go out first, so the followers' fsyncs overlap its own:
   // the leader counts itself toward the commit only after Advance below.
@@ -259,7 +323,15 @@ Status ReplicatedStore::ProcessReady(raft::Ready& rd) {
   // 4-5. Apply, and record the whole batch in one write.
   std::vector<Event> events;
   uint64_t before = state_.applied_index();
-  for (const auto& e : rd.committed_entries) ApplyEntry(e, &events);
+  if (!rd.committed_entries.empty()) {
+    // The commands are parsed into one arena per Ready: their many small
+    // messages cost a pointer bump each and are freed together.
+    google::protobuf::ArenaOptions ao;
+    ao.start_block_size = 64 << 10;
+    ao.max_block_size = 1 << 20;
+    google::protobuf::Arena arena(ao);
+    for (const auto& e : rd.committed_entries) ApplyEntry(e, &events, &arena);
+  }
   if (deps_.applied != nullptr && state_.applied_index() != before) {
     Status s = deps_.applied->Commit(state_.applied_index(), events, options_.sync_applied);
     if (!s.ok()) return s;
@@ -273,9 +345,7 @@ Status ReplicatedStore::ProcessReady(raft::Ready& rd) {
   }
   // 6. Advance; feedback to Raft only after it, so the Ready stays consistent.
   node_->Advance(rd);
-  for (uint64_t id : unreachable_) node_->ReportUnreachable(id);
-  unreachable_.clear();
-  for (uint64_t id : failed_snapshots) node_->ReportSnapshot(id, false);
+  ReportSendFailures();
   ServeReads();
   CheckLeadership();
   MaybeCampaignAlone();
@@ -305,10 +375,11 @@ Status ReplicatedStore::InstallSnapshot(const raft::Snapshot& snapshot) {
   return Status::Ok();
 }
 
-void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* events) {
+void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* events,
+                                 google::protobuf::Arena* arena) {
   if (entry.index() <= state_.applied_index()) return;  // covered by a snapshot
   applied_since_bytes_ += entry.data().size();
-  v1::Command command;
+  v1::Command& command = *google::protobuf::Arena::CreateMessage<v1::Command>(arena);
   bool is_command = entry.type() == v1::ENTRY_NORMAL && !entry.data().empty();
   if (is_command && !command.ParseFromString(entry.data())) {
     // Every member holds the same bytes and skips them alike, so the states
@@ -327,8 +398,10 @@ void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* e
     return;
   }
   Status s = state_.Apply(entry.index(), command, events);
-  auto it = proposals_.find(command.request_id());
-  if (it == proposals_.end()) return;  // proposed elsewhere, or timed out
+  uint64_t seq = OwnSequence(command.request_id());
+  if (seq == 0) return;  // proposed elsewhere
+  auto it = proposals_.find(seq);
+  if (it == proposals_.end()) return;  // timed out
   completions_.push_back({std::move(it->second.done), std::move(s), entry.index()});
   proposals_.erase(it);
 }
@@ -385,7 +458,7 @@ Status ReplicatedStore::MaybeSnapshot() {
   }
   if (node_->status().applied != applied) return Status::Ok();
   uint64_t compact = applied > options_.snapshot_keep ? applied - options_.snapshot_keep : 0;
-  std::string data = state_.ToSnapshot().SerializeAsString();
+  std::string data = SerializeSnapshot(state_);
   uint64_t bytes = data.size();
   auto snap = node_->CreateSnapshot(std::move(data), compact);
   if (!snap.ok()) {
@@ -449,8 +522,23 @@ void ReplicatedStore::RunCompletions() {
   }
 }
 
-std::string ReplicatedStore::NextRequestId() {
-  return id_prefix_ + std::to_string(++next_request_);
+std::string ReplicatedStore::NextRequestId(uint64_t* seq) {
+  *seq = ++next_request_;
+  return id_prefix_ + std::to_string(*seq);
+}
+
+uint64_t ReplicatedStore::OwnSequence(const std::string& request_id) const {
+  if (request_id.size() <= id_prefix_.size() ||
+      request_id.compare(0, id_prefix_.size(), id_prefix_) != 0) {
+    return 0;
+  }
+  uint64_t seq = 0;
+  for (size_t i = id_prefix_.size(); i < request_id.size(); ++i) {
+    char c = request_id[i];
+    if (c < '0' || c > '9') return 0;
+    seq = seq * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return seq;
 }
 
 }  // namespace shoal::store

@@ -4,8 +4,12 @@
 
 namespace shoal::transport {
 
-EventLoop::EventLoop(std::chrono::milliseconds tick, Task on_tick, Task after_batch)
-    : tick_(tick), on_tick_(std::move(on_tick)), after_batch_(std::move(after_batch)) {
+EventLoop::EventLoop(std::chrono::milliseconds tick, Task on_tick, Task after_batch,
+                     EventLoopOptions options)
+    : tick_(tick),
+      on_tick_(std::move(on_tick)),
+      after_batch_(std::move(after_batch)),
+      options_(options) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -13,12 +17,39 @@ EventLoop::~EventLoop() { Stop(); }
 
 bool EventLoop::Post(Task task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) return false;
-    tasks_.push_back(std::move(task));
+    if (!options_.run_inline || busy_ || !tasks_.empty()) {
+      tasks_.push_back(std::move(task));
+      // A running turn (on the loop thread or inline) picks the task up
+      // itself, or hands it to the loop thread when it ends.
+      if (!busy_) cv_.notify_one();
+      return true;
+    }
+    busy_ = true;
   }
-  cv_.notify_one();
+  RunInline(std::move(task));
   return true;
+}
+
+void EventLoop::RunInline(Task task) {
+  for (int turn = 0;; ++turn) {
+    if (task) task();
+    after_batch_();
+    std::deque<Task> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || tasks_.empty() || turn + 1 >= options_.max_inline_turns) {
+        busy_ = false;
+        // The loop thread takes over what is left; Stop() may be waiting.
+        cv_.notify_all();
+        return;
+      }
+      batch.swap(tasks_);
+    }
+    for (auto& t : batch) t();
+    task = nullptr;
+  }
 }
 
 bool EventLoop::RunSync(const Task& task) {
@@ -40,10 +71,13 @@ bool EventLoop::RunSync(const Task& task) {
 
 void EventLoop::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     stopping_ = true;
+    cv_.notify_all();
+    // An inline turn ends on its own; the component must not be touched after
+    // Stop returns.
+    cv_.wait(lock, [this] { return !busy_; });
   }
-  cv_.notify_one();
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   tasks_.clear();
@@ -56,8 +90,11 @@ void EventLoop::Run() {
     std::deque<Task> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_until(lock, next_tick, [this] { return stopping_ || !tasks_.empty(); });
+      cv_.wait_until(lock, next_tick, [this] { return stopping_ || (!busy_ && !tasks_.empty()); });
+      // A tick is due while an inline turn runs: wait for it to end.
+      cv_.wait(lock, [this] { return stopping_ || !busy_; });
       if (stopping_) return;
+      busy_ = true;
       batch.swap(tasks_);
     }
     bool worked = !batch.empty();
@@ -70,6 +107,10 @@ void EventLoop::Run() {
       if (next_tick <= now) next_tick = now + tick_;
     }
     if (worked) after_batch_();
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_ = false;
+    // Stop() may be waiting for the turn to end.
+    if (stopping_) cv_.notify_all();
   }
 }
 

@@ -17,12 +17,21 @@
 //       first one Raft entry per value
 //       (all proposed in one event-loop turn), then one transaction per batch.
 //       Commits/s counts values; latency is that of a whole batch.
+//   shoal_store_bench row SECONDS CLIENTS BATCH TXN [node flags...]
+//       One row of the batch mode (TXN 1: one transaction per batch), e.g.
+//       to profile it.
+//   shoal_store_bench seq [seconds [node flags...]]
+//       Only the sequential client of the default mode, after a short
+//       warm-up: the commit latency of one write at a time.
 //   shoal_store_bench catchup [objects [node flags...]]
 //       Writes `objects` (100,000) small objects with concurrent clients, kills
 //       -9 a follower, writes until the leader has taken a snapshot and
 //       compacted its log past the follower's applied index, then restarts the
 //       follower with its stale directory and times it until it has applied
 //       the leader's commit index (an InstallSnapshot, then the tail).
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,7 +42,17 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
+
+// SHOAL_STORE_NODE in the environment overrides the node binary built with
+// this program, so that two builds can be compared with the same benchmark.
+static const char* StoreNodeBinary() {
+  const char* env = std::getenv("SHOAL_STORE_NODE");
+  return env != nullptr && *env != '\0' ? env : SHOAL_STORE_NODE;
+}
+#undef SHOAL_STORE_NODE
+#define SHOAL_STORE_NODE StoreNodeBinary()
 
 #include "process_cluster.h"
 
@@ -45,11 +64,50 @@ using std::chrono::milliseconds;
 
 namespace {
 
+// CPU seconds (user + system) used so far by this process's children, the
+// shoal_store_node processes, read from /proc. A busy shared machine slows a
+// benchmark down but changes the CPU each commit costs much less, so this is
+// the steadier figure to compare two builds with.
+double NodesCpuSeconds() {
+  double total = 0;
+  std::error_code ec;
+  long hz = sysconf(_SC_CLK_TCK);
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream in(e.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    // pid (comm) state ppid ... field 14 utime, 15 stime (1-based).
+    size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    long long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != getpid()) continue;
+    std::string skip;
+    for (int i = 0; i < 9; ++i) rest >> skip;  // fields 6..14 minus utime: pgrp .. cmajflt
+    long long utime = 0, stime = 0;
+    rest >> utime >> stime;
+    total += static_cast<double>(utime + stime) / static_cast<double>(hz);
+  }
+  return total;
+}
+
+// CPU seconds used so far by this process (the benchmark's clients).
+double SelfCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 struct Figures {
   size_t commits = 0;
   size_t errors = 0;
   double seconds = 0;
   std::vector<double> latencies_ms;
+  double node_cpu_s = 0;    // CPU of the three members during the load
+  double client_cpu_s = 0;  // CPU of the benchmark's clients
 };
 
 // `clients` threads put distinct keys to `member` for `seconds`.
@@ -58,6 +116,8 @@ Figures Load(ProcessCluster& c, uint64_t member, int clients, double seconds,
   std::string value(1024, 'x');
   std::vector<Figures> per(clients);
   std::vector<std::thread> threads;
+  double node_cpu0 = NodesCpuSeconds();
+  double self_cpu0 = SelfCpuSeconds();
   auto start = Clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
   for (int t = 0; t < clients; ++t) {
@@ -78,6 +138,8 @@ Figures Load(ProcessCluster& c, uint64_t member, int clients, double seconds,
   for (auto& th : threads) th.join();
   Figures f;
   f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  f.node_cpu_s = NodesCpuSeconds() - node_cpu0;
+  f.client_cpu_s = SelfCpuSeconds() - self_cpu0;
   for (auto& p : per) {
     f.commits += p.commits;
     f.errors += p.errors;
@@ -96,6 +158,10 @@ void Print(const char* name, const Figures& f) {
   std::printf("%-28s %8.0f commits/s  p50 %6.2f ms  p99 %6.2f ms  (%zu commits, %zu errors)\n",
               name, f.commits / f.seconds, Percentile(f.latencies_ms, 0.5),
               Percentile(f.latencies_ms, 0.99), f.commits, f.errors);
+  if (f.commits > 0 && f.node_cpu_s > 0) {
+    std::printf("%-28s CPU per commit: members %.1f us, clients %.1f us\n", "",
+                f.node_cpu_s * 1e6 / f.commits, f.client_cpu_s * 1e6 / f.commits);
+  }
 }
 
 using ull = unsigned long long;
@@ -381,6 +447,8 @@ Figures BatchLoad(v1::StoreControl::Stub* stub, int clients, int batch, bool one
   std::string value(1024, 'x');
   std::vector<Figures> per(clients);
   std::vector<std::thread> threads;
+  double node_cpu0 = NodesCpuSeconds();
+  double self_cpu0 = SelfCpuSeconds();
   auto start = Clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
   for (int t = 0; t < clients; ++t) {
@@ -415,6 +483,8 @@ Figures BatchLoad(v1::StoreControl::Stub* stub, int clients, int batch, bool one
   for (auto& th : threads) th.join();
   Figures f;
   f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  f.node_cpu_s = NodesCpuSeconds() - node_cpu0;
+  f.client_cpu_s = SelfCpuSeconds() - self_cpu0;
   for (auto& p : per) {
     f.commits += p.commits;
     f.errors += p.errors;
@@ -475,6 +545,27 @@ int RunBatch(double seconds, int clients, const std::vector<std::string>& flags)
   return 0;
 }
 
+int RunSequential(double seconds, const std::vector<std::string>& flags) {
+  ProcessCluster c(flags);
+  if (!StartAll(c)) return 1;
+  uint64_t leader = c.Leader();
+  // A short warm-up: connections, first allocations.
+  (void)Load(c, leader, 1, 0.3, "w");
+  // One gRPC round trip through the leader's event loop and nothing else
+  // (Status), the floor under a write's latency.
+  std::vector<double> ping;
+  for (int i = 0; i < 2000; ++i) {
+    auto t0 = Clock::now();
+    if (!c.Status(leader)) continue;
+    ping.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(ping.begin(), ping.end());
+  std::printf("%-28s p50 %6.3f ms  p99 %6.3f ms\n", "Status round trip", Percentile(ping, 0.5),
+              Percentile(ping, 0.99));
+  Print("1 client, sequential", Load(c, leader, 1, seconds, "a"));
+  return 0;
+}
+
 int RunDefault(double seconds, const std::vector<std::string>& flags) {
   // Default timings (100 ms heartbeat, 1-2 s election) unless flags follow.
   ProcessCluster c(flags);
@@ -516,6 +607,21 @@ int main(int argc, char** argv) {
       int clients = argc > 3 ? std::stoi(argv[3]) : 4;
       return RunBatch(seconds, clients,
                       std::vector<std::string>(argv + std::min(argc, 4), argv + argc));
+    }
+    if (mode == "row") {
+      if (argc < 6) {
+        std::fprintf(stderr, "usage: shoal_store_bench row SECONDS CLIENTS BATCH TXN [flags]\n");
+        return 2;
+      }
+      bool ok =
+          BatchRow(std::atof(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]),
+                   std::string(argv[5]) != "0", std::vector<std::string>(argv + 6, argv + argc));
+      return ok ? 0 : 1;
+    }
+    if (mode == "seq") {
+      double seconds = argc > 2 ? std::atof(argv[2]) : 3;
+      return RunSequential(seconds,
+                           std::vector<std::string>(argv + std::min(argc, 3), argv + argc));
     }
     if (mode == "catchup") {
       size_t objects = argc > 2 ? std::stoull(argv[2]) : 100000;

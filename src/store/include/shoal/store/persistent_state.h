@@ -9,6 +9,7 @@
 // Threads: not thread-safe; owned by the store's event loop.
 
 #include <leveldb/db.h>
+#include <leveldb/write_batch.h>
 
 #include <memory>
 #include <string>
@@ -42,6 +43,9 @@ class PersistentState {
 
   std::string dir_;
   std::unique_ptr<leveldb::DB> db_;
+  // Commit's scratch space, reused.
+  leveldb::WriteBatch batch_;
+  std::string value_;
 };
 
 }  // namespace shoal::store

@@ -19,8 +19,15 @@
 // the last call into one Ready, which is what batches many proposals into one
 // fsync. A production loop calls Process() after each batch of posted work.
 //
+// A leader's Ready that only commits (nothing to persist durably) runs step 6
+// before step 2: clients hear back before the followers hear the new commit
+// index.
+//
 // Threads: not thread-safe and owns no thread. Every method, and every
-// callback it runs, is on the caller's one loop thread (see EventLoop).
+// callback it runs, is called by one thread at a time: the caller's loop
+// (see EventLoop, whose turns may run on the posting thread).
+
+#include <google/protobuf/arena.h>
 
 #include <cstdint>
 #include <functional>
@@ -211,9 +218,13 @@ class ReplicatedStore {
 
   ReplicatedStore(const ReplicatedStoreOptions& options, const ReplicatedStoreDeps& deps);
   Status Load(raft::PersistentState* raft_state);
-  Status ProcessReady(raft::Ready& rd);
+  Status ProcessReady(raft::Ready& rd, bool* sends_deferred);
+  void Send(const v1::Message& m);
+  // Feedback for the sends that failed since the last call (between Readies).
+  void ReportSendFailures();
   Status InstallSnapshot(const raft::Snapshot& snapshot);
-  void ApplyEntry(const raft::Entry& entry, std::vector<Event>* events);
+  void ApplyEntry(const raft::Entry& entry, std::vector<Event>* events,
+                  google::protobuf::Arena* arena);
   void ApplyConfChangeEntry(const raft::Entry& entry);
   Status Refusal() const;
   void ServeReads();
@@ -223,7 +234,10 @@ class ReplicatedStore {
   void FailAll(const Status& status);
   void ExpireRequests();
   void RunCompletions();
-  std::string NextRequestId();
+  // A fresh request id: id_prefix_ and the next sequence number, returned in *seq.
+  std::string NextRequestId(uint64_t* seq);
+  // The sequence number of one of this member's request ids, or 0 for another's.
+  uint64_t OwnSequence(const std::string& request_id) const;
 
   ReplicatedStoreOptions options_;
   ReplicatedStoreDeps deps_;
@@ -241,11 +255,12 @@ class ReplicatedStore {
   uint64_t last_leader_ = 0;
   std::string id_prefix_;  // "<member>-<random>-": unique across restarts
   uint64_t next_request_ = 0;
-  std::map<std::string, PendingProposal> proposals_;
+  std::map<uint64_t, PendingProposal> proposals_;  // by the request id's sequence number
   std::map<std::string, PendingRead> reads_;
   std::map<uint64_t, PendingConfChange> conf_changes_;  // by entry index
   std::vector<Completion> completions_;
   std::vector<uint64_t> unreachable_;
+  std::vector<uint64_t> failed_snapshots_;
   bool processing_ = false;
 };
 
