@@ -17,6 +17,8 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code);
 void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code);
 // After AddWorkloadCommands: adds to its `stack` and `service` groups.
 void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code);
+// `shoal watch` (GitOps).
+void AddWatchCommands(CLI::App& app, const std::string* host, int* exit_code);
 
 struct DeployFlags {
   bool dry_run = false;
@@ -31,6 +33,13 @@ struct DeployFlags {
 // for convergence unless detached. Returns the exit code. Sets *unreachable
 // (and prints nothing) when no daemon answers, so a dry run can fall back to
 // an offline plan.
+struct Client;
+
+// Waits until every service of `stack` runs its current revision, printing
+// progress; 0 when it does, else non-zero with the cause in *cause (may be
+// null) and on stderr.
+int WaitStackConverged(Client& c, const std::string& stack, int timeout_s, std::string* cause);
+
 int DeployToCluster(const std::string& host, const v1::StackSpec& spec,
                     const std::vector<std::string>& files, const DeployFlags& flags,
                     bool* unreachable);

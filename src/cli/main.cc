@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   shoal::cli::AddClusterCommands(app, &host, &exit_code);
   shoal::cli::AddWorkloadCommands(app, &host, &exit_code);
   shoal::cli::AddLifecycleCommands(app, &host, &exit_code);
+  shoal::cli::AddWatchCommands(app, &host, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -81,6 +82,24 @@ void PrintTasks(const v1::ListTasksReply& reply) {
 
 // Polls the stack's services until every one runs its new revision, a task
 // is rejected, or the timeout passes. Prints a line per change of a service.
+// One column of `stack history`: where a revision came from.
+std::string SourceLine(const v1::Source& src) {
+  namespace fs = std::filesystem;
+  std::string line;
+  switch (src.kind()) {
+    case v1::Source::KIND_GIT:
+      line = src.commit().substr(0, 8) + " " + src.message();
+      break;
+    case v1::Source::KIND_DIRECTORY:
+      line = "dir " + src.commit().substr(0, 8);
+      break;
+    default:
+      line = src.files_size() ? fs::path(src.files(0)).filename().string() : "-";
+  }
+  if (line.size() > 40) line = line.substr(0, 37) + "...";
+  return line;
+}
+
 int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::map<std::string, std::string> shown;
@@ -212,6 +231,12 @@ int DeployToCluster(const std::string& host, const v1::StackSpec& spec,
   return WaitConverged(c, spec.name(), flags.timeout_s);
 }
 
+int WaitStackConverged(Client& c, const std::string& stack, int timeout_s, std::string* cause) {
+  int code = WaitConverged(c, stack, timeout_s);
+  if (code != 0 && cause) *cause = "stack " + stack + " did not converge (see the lines above)";
+  return code;
+}
+
 void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code) {
   {
     auto* cmd = app.add_subcommand("events", "Print the cluster's changes as they happen");
@@ -321,11 +346,13 @@ void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code)
       grpc::Status s = c.stub->StackHistory(Context().get(), req, &reply);
       if (!s.ok()) return void(*exit_code = Fail(c, s));
       std::cout << std::left << std::setw(10) << "REVISION" << std::setw(20) << "CREATED"
+                << std::setw(42) << "SOURCE"
                 << "SUMMARY\n";
       for (const auto& r : reply.revisions()) {
         std::cout << std::setw(10)
                   << std::to_string(r.number()) + (r.number() == reply.current() ? " *" : "")
-                  << std::setw(20) << Ago(r.meta().created_at_ns()) << r.summary() << "\n";
+                  << std::setw(20) << Ago(r.meta().created_at_ns()) << std::setw(42)
+                  << SourceLine(r.source()) << r.summary() << "\n";
       }
     });
   }
