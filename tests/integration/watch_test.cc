@@ -2,9 +2,14 @@
 // a directory and in a git repository, drift, self-heal, pruning, a broken
 // file, the webhook trigger, and a restarted watcher resuming.
 
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including
+// <utility>, so <utility> must come first, unsorted.
+// clang-format off
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+// clang-format on
 #include <catch2/catch.hpp>
 
 #include "shoal/gitops/webhook.h"
