@@ -71,4 +71,9 @@ std::string StateName(int state) {
   return n;
 }
 
+bool IsConflict(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+         s.error_message().find("changed since it was read") != std::string::npos;
+}
+
 }  // namespace shoal::cli

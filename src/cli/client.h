@@ -33,6 +33,12 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 30);
 // returns 1.
 int Fail(const Client& c, const grpc::Status& s);
 
+// A write refused because an object changed between the manager's read and
+// its commit (optimistic concurrency; the orchestrator writes a service's
+// rollout status too). Nothing was applied: a declarative request can be
+// sent again as is.
+bool IsConflict(const grpc::Status& s);
+
 // "3 seconds ago" style ages, "running" style states.
 std::string Ago(int64_t then_ns);
 std::string StateName(int state);

@@ -24,6 +24,7 @@ struct DeployFlags {
   bool dry_run = false;
   bool prune = false;
   bool detach = false;
+  bool rebalance = false;  // also spread the replicated services again
   uint64_t check_version = 0;
   int timeout_s = 300;
   std::string format = "text";

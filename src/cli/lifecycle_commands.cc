@@ -1,5 +1,5 @@
-// Lifecycle verbs (issue 5): service update and rollback, stack rollback and
-// stack diff.
+// Lifecycle verbs (issue 5): service update, rollback and rebalance, stack
+// rollback and stack diff.
 
 #include <chrono>
 #include <iostream>
@@ -7,41 +7,21 @@
 
 #include "client.h"
 #include "commands.h"
+#include "wait.h"
 
 namespace shoal::cli {
 namespace {
 
-// Waits until the service runs its current spec on every replica (or a job
-// completed), printing each change of its count.
-int WaitService(Client& c, const std::string& name, int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  std::string shown;
-  while (true) {
-    v1::ListServicesRequest req;
-    req.set_name(name);
-    v1::ListServicesReply reply;
-    grpc::Status s = c.stub->ListServices(Context(10).get(), req, &reply);
-    if (s.ok() && reply.services_size() == 1) {
-      const auto& sv = reply.services(0);
-      std::string line = std::to_string(sv.running()) + "/" + std::to_string(sv.desired());
-      if (line != shown) {
-        std::cout << "  " << name << ": " << line << "\n" << std::flush;
-        shown = line;
-      }
-      if (sv.running() == sv.desired() && sv.pending() == 0) {
-        std::cout << name << " converged\n";
-        return 0;
-      }
-    } else if (!s.ok() && s.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      return Fail(c, s);
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::cerr << "error: " << name << " did not converge within " << timeout_s
-                << " s; see `shoal service ps " << name << "`\n";
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
+// Waits for `service`'s rollout of `version` (0: just its tasks), through
+// the deploy's wait: a paused or rolled back rollout is a failure, except
+// that a rollback's own completion is what `service rollback` waits for.
+int WaitService(Client& c, const std::string& service, uint64_t version, bool rollback,
+                int timeout_s) {
+  WaitTarget target;
+  target.service = service;
+  target.rollback = rollback;
+  if (version) target.rollouts[service] = version;
+  return WaitConverged(c, target, timeout_s, nullptr);
 }
 
 }  // namespace
@@ -64,7 +44,7 @@ void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code
     cmd->add_option("--env-add", *env_add, "KEY=VALUE")->allow_extra_args(false);
     cmd->add_option("--env-rm", *env_rm, "KEY")->allow_extra_args(false);
     cmd->add_option("--replicas", *replicas, "Replica count");
-    cmd->add_flag("--force", *force, "Replace every task even if nothing changed");
+    cmd->add_flag("--force", *force, "Replace every task even if nothing changed (re-runs a job)");
     cmd->add_flag("-d,--detach", *detach, "Do not wait");
     cmd->add_option("--timeout", *timeout, "Seconds to wait")->capture_default_str();
     cmd->callback([=] {
@@ -88,10 +68,18 @@ void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code
       req.set_force(*force);
       v1::UpdateServiceReply reply;
       grpc::Status s = c.stub->UpdateService(Context().get(), req, &reply);
+      // The service changed between the read and the commit (a rollout's
+      // status): nothing applied, so the same change is asked again.
+      for (int retry = 0; retry < 5 && IsConflict(s); ++retry) {
+        s = c.stub->UpdateService(Context().get(), req, &reply);
+      }
       if (!s.ok()) return void(*exit_code = Fail(c, s));
       std::cout << *name << " updated" << (reply.replaces_tasks() ? " (tasks are replaced)" : "")
                 << "\n";
-      if (!*detach) *exit_code = WaitService(c, reply.service().spec().name(), *timeout);
+      if (*detach) return;
+      const v1::Service& sv = reply.service();
+      *exit_code = WaitService(c, sv.spec().name(), reply.replaces_tasks() ? sv.spec_version() : 0,
+                               false, *timeout);
     });
   }
   {
@@ -107,8 +95,55 @@ void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code
       v1::RollbackServiceReply reply;
       grpc::Status s = c.stub->RollbackService(Context().get(), req, &reply);
       if (!s.ok()) return void(*exit_code = Fail(c, s));
-      std::cout << *name << " rolled back\n";
-      if (!*detach) *exit_code = WaitService(c, reply.service().spec().name(), 300);
+      std::cout << *name << " rolling back\n";
+      if (*detach) return;
+      const v1::Service& sv = reply.service();
+      *exit_code = WaitService(c, sv.spec().name(), sv.spec_version(), true, 300);
+    });
+  }
+  {
+    auto* cmd = service->add_subcommand(
+        "rebalance",
+        "Spread a replicated service's tasks again over the nodes (after nodes joined or "
+        "returned), update_config.parallelism at a time");
+    auto name = std::make_shared<std::string>();
+    auto detach = std::make_shared<bool>(false);
+    auto timeout = std::make_shared<int>(300);
+    cmd->add_option("SERVICE", *name, "Service name (stack_service) or id")->required();
+    cmd->add_flag("-d,--detach", *detach, "Do not wait");
+    cmd->add_option("--timeout", *timeout, "Seconds to wait")->capture_default_str();
+    cmd->callback([=] {
+      Client c = Connect(*host);
+      v1::RebalanceServiceRequest req;
+      req.set_name(*name);
+      v1::RebalanceServiceReply reply;
+      grpc::Status s = c.stub->RebalanceService(Context().get(), req, &reply);
+      if (!s.ok()) return void(*exit_code = Fail(c, s));
+      std::cout << *name << " rebalancing\n";
+      if (*detach) return;
+      // Done when the orchestrator records the request as carried out.
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(*timeout);
+      const uint64_t want = reply.service().rebalance_requested();
+      while (true) {
+        v1::ListServicesRequest lreq;
+        lreq.set_name(reply.service().spec().name());
+        v1::ListServicesReply lrep;
+        grpc::Status ls = c.stub->ListServices(Context(10).get(), lreq, &lrep);
+        if (ls.ok() && lrep.services_size() == 1 &&
+            lrep.services(0).service().rebalanced() >= want) {
+          std::cout << *name << " rebalanced\n";
+          return;
+        }
+        if (!ls.ok() && ls.error_code() != grpc::StatusCode::UNAVAILABLE) {
+          return void(*exit_code = Fail(c, ls));
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+          std::cerr << "error: " << *name << " was not rebalanced within " << *timeout
+                    << " s; see `shoal service ps " << *name << "`\n";
+          return void(*exit_code = 1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      }
     });
   }
   {

@@ -156,6 +156,9 @@ void AddStackCommands(CLI::App& app, const std::string* host, int* exit_code) {
     cmd->add_flag("--prune", dflags->prune,
                   "Remove services, networks, secrets and configs the stack no longer declares");
     cmd->add_flag("-d,--detach", dflags->detach, "Return once accepted; do not wait");
+    cmd->add_flag("--rebalance", dflags->rebalance,
+                  "Also spread the replicated services' tasks again over the nodes (moves "
+                  "running tasks, update_config.parallelism at a time)");
     cmd->add_option("--timeout", dflags->timeout_s, "Seconds to wait for convergence")
         ->capture_default_str();
     cmd->add_option("--check-version", dflags->check_version,

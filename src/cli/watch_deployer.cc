@@ -1,7 +1,11 @@
 #include "watch_deployer.h"
 
+#include <map>
+#include <string>
+
 #include "client.h"
 #include "commands.h"
+#include "wait.h"
 
 namespace shoal::cli {
 namespace {
@@ -75,12 +79,19 @@ class ControlDeployer final : public gitops::Deployer {
     v1::DeployReply reply;
     grpc::Status s = client_.stub->Deploy(Context(60).get(), req, &reply);
     if (!s.ok()) return FromGrpc(s);
+    // The rollouts it started, so that the wait reports one that paused or
+    // was rolled back as a failure.
+    rollouts_[spec.name()] = {reply.rollouts().begin(), reply.rollouts().end()};
     return reply.revision();
   }
 
   Status WaitConverged(const std::string& stack, uint64_t) override {
     std::string cause;
-    if (WaitStackConverged(client_, stack, timeout_s_, &cause) != 0) {
+    WaitTarget target;
+    target.stack = stack;
+    target.rollouts = std::move(rollouts_[stack]);
+    rollouts_.erase(stack);
+    if (cli::WaitConverged(client_, target, timeout_s_, &cause) != 0) {
       return Status(Code::kFailedPrecondition, cause.empty() ? "did not converge" : cause);
     }
     return Status::Ok();
@@ -106,6 +117,8 @@ class ControlDeployer final : public gitops::Deployer {
  private:
   Client client_;
   int timeout_s_;
+  // Stack -> the rollouts its last Deploy started (service -> spec_version).
+  std::map<std::string, std::map<std::string, uint64_t>> rollouts_;
 };
 
 }  // namespace

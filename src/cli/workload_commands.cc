@@ -13,41 +13,10 @@
 
 #include "client.h"
 #include "commands.h"
+#include "wait.h"
 
 namespace shoal::cli {
 namespace {
-
-std::string ServiceState(const v1::ServiceSummary& s) {
-  std::string out = std::to_string(s.running()) + "/" + std::to_string(s.desired());
-  bool job = s.service().spec().mode() == v1::MODE_REPLICATED_JOB ||
-             s.service().spec().mode() == v1::MODE_GLOBAL_JOB;
-  if (job) out = std::to_string(s.completed()) + "/" + std::to_string(s.desired()) + " completed";
-  return out;
-}
-
-bool Converged(const v1::ServiceSummary& s) {
-  bool job = s.service().spec().mode() == v1::MODE_REPLICATED_JOB ||
-             s.service().spec().mode() == v1::MODE_GLOBAL_JOB;
-  if (job) return s.completed() >= s.desired();
-  if (s.service().spec().mode() == v1::MODE_GLOBAL)
-    return s.pending() == 0 && s.running() == s.desired();
-  return s.running() == s.desired() && s.pending() == 0;
-}
-
-// "healthy", "starting" (for the first probe to pass), "unhealthy"; "" when
-// the task has no healthcheck.
-std::string HealthName(v1::TaskStatus::Health h) {
-  switch (h) {
-    case v1::TaskStatus::HEALTH_STARTING:
-      return "starting";
-    case v1::TaskStatus::HEALTH_HEALTHY:
-      return "healthy";
-    case v1::TaskStatus::HEALTH_UNHEALTHY:
-      return "unhealthy";
-    default:
-      return "";
-  }
-}
 
 // The CURRENT column: "running (healthy) 3 seconds ago", as `docker ps`
 // shows health beside the state.
@@ -73,6 +42,15 @@ void PrintTasks(const v1::ListTasksReply& reply) {
     auto node = reply.node_names().find(t->node_id());
     std::string err = t->status().error();
     if (err.empty() && t->status().state() == v1::TASK_PENDING) err = t->scheduling_message();
+    // Each attempt's exit code, and why the restart policy has not replaced
+    // an ended task (yet): "restart in 3s", "... 5 of 5 attempts made".
+    if (t->status().exit_code() != 0 && err.find("code") == std::string::npos) {
+      err += (err.empty() ? "" : " ") + std::string("(exit code ") +
+             std::to_string(t->status().exit_code()) + ")";
+    }
+    if (std::string note = RestartNote(*t); !note.empty()) {
+      err += (err.empty() ? "" : "; ") + note;
+    }
     std::cout << std::setw(27) << t->meta().id() << std::setw(28) << name << std::setw(18)
               << (node != reply.node_names().end() ? node->second : t->node_id()) << std::setw(11)
               << StateName(t->desired_state()) << std::setw(36) << CurrentState(t->status()) << err
@@ -80,8 +58,6 @@ void PrintTasks(const v1::ListTasksReply& reply) {
   }
 }
 
-// Polls the stack's services until every one runs its new revision, a task
-// is rejected, or the timeout passes. Prints a line per change of a service.
 // One column of `stack history`: where a revision came from.
 std::string SourceLine(const v1::Source& src) {
   namespace fs = std::filesystem;
@@ -100,95 +76,6 @@ std::string SourceLine(const v1::Source& src) {
   return line;
 }
 
-int WaitConverged(Client& c, const std::string& stack, int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  std::map<std::string, std::string> shown;
-  std::set<std::string> failures;
-  while (true) {
-    v1::ListServicesRequest req;
-    req.set_stack(stack);
-    v1::ListServicesReply reply;
-    grpc::Status s = c.stub->ListServices(Context(10).get(), req, &reply);
-    if (!s.ok()) {
-      // A manager failing over is not the deploy failing: wait for the next leader.
-      bool transient = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-      if (!transient || std::chrono::steady_clock::now() > deadline) return Fail(c, s);
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      continue;
-    }
-    // A rejected task of the current spec will not start by retrying; a
-    // failed or unhealthy one is replaced, and its cause shown once.
-    v1::ListTasksRequest treq;
-    treq.set_stack(stack);
-    treq.set_live_only(false);
-    v1::ListTasksReply tasks;
-    std::map<std::string, uint64_t> versions;  // service id -> current spec version
-    for (const auto& svc : reply.services()) {
-      versions[svc.service().meta().id()] = svc.service().spec_version();
-    }
-    // Running tasks of the current revision not yet (or no longer) healthy,
-    // by service id: what a healthcheck keeps out of the running count.
-    std::map<std::string, std::map<v1::TaskStatus::Health, uint64_t>> health;
-    std::vector<std::string> events;
-    if (c.stub->ListTasks(Context(10).get(), treq, &tasks).ok()) {
-      for (const auto& t : tasks.tasks()) {
-        // Only this revision's tasks: an earlier one's failures are history.
-        auto v = versions.find(t.service_id());
-        if (v == versions.end() || v->second != t.service_spec_version()) continue;
-        std::string name = t.service_name() + "." + std::to_string(t.slot());
-        if (t.status().state() == v1::TASK_REJECTED) {
-          std::cerr << "error: task " << name << " was rejected: " << t.status().error() << "\n";
-          return 1;
-        }
-        const bool unhealthy = t.status().health() == v1::TaskStatus::HEALTH_UNHEALTHY;
-        if (t.desired_state() <= v1::TASK_RUNNING && t.status().state() == v1::TASK_RUNNING &&
-            (unhealthy || t.status().health() == v1::TaskStatus::HEALTH_STARTING)) {
-          health[t.service_id()][t.status().health()]++;
-        }
-        if (t.status().state() == v1::TASK_FAILED && failures.insert(t.meta().id()).second) {
-          events.push_back(
-              "  " + name + " failed: " +
-              (t.status().error().empty() ? t.status().message() : t.status().error()) +
-              " (replaced)");
-        } else if (unhealthy && t.desired_state() >= v1::TASK_SHUTDOWN &&
-                   failures.insert(t.meta().id()).second) {
-          events.push_back("  " + name + " unhealthy: " + t.status().error() + " (replaced)");
-        }
-      }
-    }
-    bool all = true;
-    for (const auto& svc : reply.services()) {
-      std::string line = ServiceState(svc);
-      // "1/2 (1 starting)": running but not yet healthy.
-      std::string waiting;
-      for (const auto& [h, n] : health[svc.service().meta().id()]) {
-        waiting += (waiting.empty() ? "" : ", ") + std::to_string(n) + " " + HealthName(h);
-      }
-      if (!waiting.empty()) line += " (" + waiting + ")";
-      if (svc.pending() > 0 && !svc.pending_message().empty()) {
-        line += ", " + std::to_string(svc.pending()) + " pending: " + svc.pending_message();
-      }
-      if (shown[svc.service().spec().name()] != line) {
-        shown[svc.service().spec().name()] = line;
-        std::cout << "  " << svc.service().spec().name() << ": " << line << "\n" << std::flush;
-      }
-      all = all && Converged(svc);
-    }
-    for (const std::string& e : events) std::cout << e << "\n" << std::flush;
-    if (all) {
-      std::cout << "stack " << stack << " converged\n";
-      return 0;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::cerr << "error: stack " << stack << " did not converge within " << timeout_s
-                << " s; see `shoal stack ps " << stack << "`\n";
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
-}
-
 }  // namespace
 
 int DeployToCluster(const std::string& host, const v1::StackSpec& spec,
@@ -200,10 +87,17 @@ int DeployToCluster(const std::string& host, const v1::StackSpec& spec,
   req.set_dry_run(flags.dry_run);
   req.set_prune(flags.prune);
   req.set_check_version(flags.check_version);
+  req.set_rebalance(flags.rebalance);
   req.mutable_source()->set_kind(v1::Source::KIND_FILES);
   for (const auto& f : files) req.mutable_source()->add_files(f);
   v1::DeployReply reply;
   grpc::Status s = c.stub->Deploy(Context(60).get(), req, &reply);
+  // Planned against a state that moved on before it committed (a rollout's
+  // status, say): nothing applied, so plan and propose again.
+  for (int retry = 0; retry < 5 && IsConflict(s); ++retry) {
+    reply.Clear();
+    s = c.stub->Deploy(Context(60).get(), req, &reply);
+  }
   if (!s.ok()) {
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE && unreachable &&
         s.error_message().find("connect") != std::string::npos) {
@@ -228,13 +122,16 @@ int DeployToCluster(const std::string& host, const v1::StackSpec& spec,
     std::cout << "stack " << spec.name() << " is up to date\n";
   }
   if (flags.detach) return 0;
-  return WaitConverged(c, spec.name(), flags.timeout_s);
+  WaitTarget target;
+  target.stack = spec.name();
+  target.rollouts.insert(reply.rollouts().begin(), reply.rollouts().end());
+  return WaitConverged(c, target, flags.timeout_s, nullptr);
 }
 
 int WaitStackConverged(Client& c, const std::string& stack, int timeout_s, std::string* cause) {
-  int code = WaitConverged(c, stack, timeout_s);
-  if (code != 0 && cause) *cause = "stack " + stack + " did not converge (see the lines above)";
-  return code;
+  WaitTarget target;
+  target.stack = stack;
+  return WaitConverged(c, target, timeout_s, cause);
 }
 
 void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code) {
@@ -377,7 +274,16 @@ void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code)
         for (char& ch : mode) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         std::cout << std::setw(27) << sv.service().meta().id() << std::setw(28)
                   << sv.service().spec().name() << std::setw(16) << mode << std::setw(12)
-                  << ServiceState(sv) << sv.service().spec().container().image() << "\n";
+                  << ServiceState(sv) << sv.service().spec().container().image();
+        // A rollout that is not simply done: "updating", "update paused", ...
+        int us = sv.service().update_status().state();
+        if (us != v1::UpdateStatus::STATE_NONE && us != v1::UpdateStatus::STATE_COMPLETED) {
+          std::cout << "  [" << UpdateStateName(us) << "]";
+        }
+        if (!sv.service().waiting_message().empty()) {
+          std::cout << "  (" << sv.service().waiting_message() << ")";
+        }
+        std::cout << "\n";
       }
     });
   }

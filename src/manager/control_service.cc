@@ -40,6 +40,9 @@ grpc::ServerUnaryReactor* ControlService::Deploy(grpc::CallbackServerContext* ct
         reply->set_plan_json(plan::RenderJson(change->plan));
         reply->set_changed(!change->mutations.empty());
         reply->set_summary(change->summary);
+        for (const auto& [name, version] : change->rollouts) {
+          (*reply->mutable_rollouts())[name] = version;
+        }
         // Placement is checked for the dry run only: it copies the state and
         // runs the orchestrator on the loop (5 s at 100k tasks, long enough to
         // lose leadership), and a real deploy's progress shows live reasons.

@@ -68,6 +68,9 @@ class ControlService final : public v1::Control::CallbackService {
   grpc::ServerUnaryReactor* RollbackService(grpc::CallbackServerContext*,
                                             const v1::RollbackServiceRequest*,
                                             v1::RollbackServiceReply*) override;
+  grpc::ServerUnaryReactor* RebalanceService(grpc::CallbackServerContext*,
+                                             const v1::RebalanceServiceRequest*,
+                                             v1::RebalanceServiceReply*) override;
   grpc::ServerUnaryReactor* ListServices(grpc::CallbackServerContext*,
                                          const v1::ListServicesRequest*,
                                          v1::ListServicesReply*) override;

@@ -114,7 +114,10 @@ v1::StackSpec LiveStackSpec(const store::State& state, const v1::StackSpec& desi
   v1::StackSpec live;
   live.set_name(desired.name());
   for (const v1::Mutation* m : state.Find(Kind::kService, "stack", desired.name())) {
-    *live.add_services() = m->service().spec();
+    v1::ServiceSpec* s = live.add_services();
+    *s = m->service().spec();
+    // `service update --force` is the cluster's, not the file's: not a change.
+    s->clear_force_update();
   }
   std::sort(live.mutable_services()->begin(), live.mutable_services()->end(),
             [](const v1::ServiceSpec& a, const v1::ServiceSpec& b) { return a.name() < b.name(); });
@@ -172,6 +175,7 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
                    " to update, " + std::to_string(req.prune() ? sum.remove : 0) + " to remove";
   bool prune_something = req.prune() && sum.remove > 0;
   if (!change.plan.HasChanges() || (sum.create == 0 && sum.update == 0 && !prune_something)) {
+    if (req.rebalance()) AddRebalance(state, name, &change.mutations);
     return change;
   }
   std::map<std::string, const plan::ObjectChange*> service_changes;
@@ -204,9 +208,10 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   out.push_back(Put(rev));
   // Services.
   std::set<std::string> declared;
-  for (const v1::ServiceSpec& s : spec.services()) {
+  for (v1::ServiceSpec s : spec.services()) {
     declared.insert(s.name());
     const v1::Service* cur = ByName<v1::Service>(state, s.name());
+    if (cur) s.set_force_update(cur->spec().force_update());
     if (cur && MD::Equals(cur->spec(), s)) continue;
     v1::Service next;
     if (cur) {
@@ -215,6 +220,7 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
       auto it = service_changes.find(s.name());
       if (it != service_changes.end() && it->second->replaces_tasks) {
         next.set_spec_version(cur->spec_version() + 1);
+        change.rollouts[s.name()] = next.spec_version();
       }
     } else {
       next.mutable_meta()->set_id(NewId(rng));
@@ -232,7 +238,27 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   SyncObjects<v1::Volume>(state, name, spec.volumes(), req.prune(), rng, &out);
   SyncObjects<v1::Secret>(state, name, spec.secrets(), req.prune(), rng, &out);
   SyncObjects<v1::Config>(state, name, spec.configs(), req.prune(), rng, &out);
+  if (req.rebalance()) AddRebalance(state, name, &out);
   return change;
+}
+
+void AddRebalance(const store::State& state, const std::string& stack,
+                  std::vector<v1::Mutation>* out) {
+  for (const v1::Mutation* m : state.Find(Kind::kService, "stack", stack)) {
+    if (m->service().spec().mode() != v1::MODE_REPLICATED) continue;
+    // The service may be written by this transaction already: ask there.
+    v1::Service* s = nullptr;
+    for (v1::Mutation& w : *out) {
+      if (w.has_service() && w.service().meta().id() == m->service().meta().id()) {
+        s = w.mutable_service();
+      }
+    }
+    if (s == nullptr) {
+      out->push_back(Put(m->service()));
+      s = out->back().mutable_service();
+    }
+    s->set_rebalance_requested(s->rebalance_requested() + 1);
+  }
 }
 
 std::vector<v1::UnplacedTask> DryRunPlacement(const store::State& state, const DeployChange& change,

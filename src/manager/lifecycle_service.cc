@@ -1,5 +1,5 @@
-// Control handlers for the service lifecycle (issue 5): service update and
-// rollback, stack rollback and stack diff.
+// Control handlers for the service lifecycle (issue 5): service update,
+// rollback and rebalance, stack rollback and stack diff.
 
 #include "daemon_internal.h"
 #include "shoal/manager/deploy.h"
@@ -42,6 +42,9 @@ grpc::ServerUnaryReactor* ControlService::UpdateService(grpc::CallbackServerCont
           }
           spec.set_replicas(request.replicas());
         }
+        // --force replaces every task (re-runs a job) through a counter in
+        // the spec, as Swarm's ForceUpdate, so the change is a spec change.
+        if (request.force()) spec.set_force_update(spec.force_update() + 1);
         // A change of what a task runs replaces the tasks; a scale does not.
         bool replaces = request.force() || spec.container().SerializeAsString() !=
                                                cur->spec().container().SerializeAsString();
@@ -81,8 +84,42 @@ grpc::ServerUnaryReactor* ControlService::RollbackService(grpc::CallbackServerCo
         v1::Service next = *cur;
         *next.mutable_spec() = cur->previous_spec();
         *next.mutable_previous_spec() = cur->spec();
+        next.mutable_spec()->set_force_update(cur->spec().force_update());
         next.set_spec_version(cur->spec_version() + 1);
+        // Rolled out by rollback_config, as Swarm does for `service rollback`.
+        v1::UpdateStatus* us = next.mutable_update_status();
+        us->Clear();
+        us->set_state(v1::UpdateStatus::STATE_ROLLBACK_STARTED);
+        us->set_started_at_ns(Manager::NowNs());
+        us->set_spec_version(next.spec_version());
+        us->set_message("manually requested rollback");
         m.Propose({PutService(next, cur->meta().version())}, "service-rollback",
+                  [r, reply, next](Status s, uint64_t index) {
+                    if (s.ok()) {
+                      *reply->mutable_service() = next;
+                      reply->set_applied_index(index);
+                    }
+                    r->Finish(Grpc(s));
+                  });
+      });
+}
+
+grpc::ServerUnaryReactor* ControlService::RebalanceService(grpc::CallbackServerContext* ctx,
+                                                           const v1::RebalanceServiceRequest* req,
+                                                           v1::RebalanceServiceReply* reply) {
+  std::string name = req->name();
+  return OnRead(
+      ctx, [name, reply](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
+        const v1::Service* cur = FindService(state, name);
+        if (!cur) return r->Finish(Grpc({Code::kNotFound, "service " + name + " not found"}));
+        if (cur->spec().mode() != v1::MODE_REPLICATED) {
+          return r->Finish(
+              Grpc({Code::kInvalidArgument,
+                    "service " + name + " is not a replicated service: only replicas are spread"}));
+        }
+        v1::Service next = *cur;
+        next.set_rebalance_requested(cur->rebalance_requested() + 1);
+        m.Propose({PutService(next, cur->meta().version())}, "service-rebalance",
                   [r, reply, next](Status s, uint64_t index) {
                     if (s.ok()) {
                       *reply->mutable_service() = next;

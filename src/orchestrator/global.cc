@@ -14,6 +14,7 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
   const v1::Service& svc = *st.service;
   const bool job = svc.spec().mode() == v1::MODE_GLOBAL_JOB;
   const v1::Task probe = PlacementProbe(TaskTemplate(svc));
+  const bool start_first = IsStartFirst(svc);
 
   // Nodes that may receive a new task of the service now.
   std::set<std::string> eligible;
@@ -36,11 +37,18 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
   std::set<std::string> occupied;  // nodes left with a live task
   std::vector<const v1::Task*> stale, live;
   for (auto& [node_id, tasks] : by_node) {
-    std::sort(tasks.begin(), tasks.end(),
+    std::sort(tasks.begin(), tasks.end(), [&](const v1::Task* a, const v1::Task* b) {
+      return BetterToKeep(svc, *a, *b, start_first);
+    });
+    std::vector<const v1::Task*> others(tasks.begin() + 1, tasks.end());
+    std::sort(others.begin(), others.end(),
               [&](const v1::Task* a, const v1::Task* b) { return BetterToKeep(svc, *a, *b); });
-    for (size_t i = 1; i < tasks.size(); ++i) {
-      if (!RetireUnit(p, *tasks[i])) return;
+    // Start-first: the old task runs on until its replacement here is up.
+    const v1::Task* shadow = start_first ? KeepShadow(p, *tasks[0], others) : nullptr;
+    for (const v1::Task* o : others) {
+      if (o != shadow && !RetireUnit(p, *o)) return;
     }
+    if (shadow) live.push_back(shadow);
     const v1::Task* t = tasks[0];
     const v1::Node* node = FindNode(p, node_id);
     const bool can_start = eligible.count(node_id) > 0;
@@ -56,7 +64,7 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
       }
       occupied.insert(node_id);
       live.push_back(t);
-      if (IsStale(svc, *t) && can_start) stale.push_back(t);
+      if (IsStale(svc, *t) && can_start && !st.hold) stale.push_back(t);
       continue;
     }
     // Down, removed, drained, or no longer matching the constraints: the
@@ -68,7 +76,12 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
     }
     if (HasEnded(*t, job) || IsUnhealthy(*t, job)) {
       RestartDecision d = DecideReplacement(svc, *t, /*node_lost=*/false, p.now_ns);
+      if (d.replace_now && st.hold) {
+        d.replace_now = false;
+        d.reason = "waiting for dependencies";
+      }
       if (!d.replace_now) {
+        if (!NoteRestart(p, *t, d)) return;
         occupied.insert(node_id);
         live.push_back(t);
         continue;
@@ -86,13 +99,21 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
     live.push_back(t);
     // A stale task on a node that takes no new tasks now (paused, not ready)
     // keeps running until the node can take its replacement.
-    if (IsStale(svc, *t) && can_start) stale.push_back(t);
+    if (IsStale(svc, *t) && can_start && !st.hold) stale.push_back(t);
   }
 
-  for (const v1::Task* t : PickStaleToReplace(svc, stale, live, p.now_ns)) {
-    if (!ReplaceUnit(p, st, *t, 0)) return;
+  Rollout r = PlanRollout(svc, st.read, stale, live, occupied.size(), p.now_ns);
+  if (!WriteRollout(p, svc, r)) return;
+  if (r.rolled_back) return;
+  for (const v1::Task* t : r.replace) {
+    if (r.start_first) {
+      if (!CreateUnit(p, st, 0, t->node_id(), 0)) return;
+    } else if (!ReplaceUnit(p, st, *t, 0)) {
+      return;
+    }
   }
 
+  if (st.hold) return;
   for (const std::string& node_id : eligible) {
     if (occupied.count(node_id)) continue;
     if (!CreateUnit(p, st, 0, node_id, 0)) return;

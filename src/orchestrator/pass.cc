@@ -6,12 +6,57 @@
 
 namespace shoal::orchestrator::internal {
 
-bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b) {
+bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b, bool incoming_first) {
+  // (current spec, not ended, then furthest along and newest, or, start-first,
+  // newest and furthest along): the larger key is kept.
   auto key = [&](const v1::Task& t) {
-    return std::make_tuple(!IsStale(s, t), t.status().state() <= v1::TASK_RUNNING,
-                           t.status().state(), t.meta().created_at_ns(), t.meta().id());
+    int64_t state = t.status().state();
+    int64_t created = t.meta().created_at_ns();
+    return std::make_tuple(!IsStale(s, t), state <= v1::TASK_RUNNING,
+                           incoming_first ? created : state, incoming_first ? state : created,
+                           t.meta().id());
   };
   return key(a) > key(b);
+}
+
+const v1::Task* KeepShadow(const Pass& p, const v1::Task& keeper,
+                           const std::vector<const v1::Task*>& others) {
+  if (IsUp(keeper)) return nullptr;
+  for (const v1::Task* t : others) {
+    if (t->status().state() != v1::TASK_RUNNING) continue;
+    if (IsLost(FindNode(p, t->node_id()))) continue;
+    return t;
+  }
+  return nullptr;
+}
+
+v1::Service* EditService(Pass& p, const v1::Service& read) {
+  auto it = p.service_writes.find(read.meta().id());
+  if (it != p.service_writes.end()) return &it->second;
+  // Not counted against max_mutations, which bounds task changes: a service
+  // is written at most once per pass, and what it records (a status, a
+  // message) was decided from the state read, whatever the budget cut.
+  return &p.service_writes.emplace(read.meta().id(), read).first->second;
+}
+
+bool WriteRollout(Pass& p, const v1::Service& read, const Rollout& r) {
+  if (!r.write) return true;
+  v1::Service* w = EditService(p, read);
+  if (w == nullptr) return false;
+  *w->mutable_spec() = r.write->spec();
+  *w->mutable_previous_spec() = r.write->previous_spec();
+  w->set_spec_version(r.write->spec_version());
+  *w->mutable_update_status() = r.write->update_status();
+  return true;
+}
+
+bool NoteRestart(Pass& p, const v1::Task& t, const RestartDecision& d) {
+  if (t.restart_message() == d.reason && t.restart_at_ns() == d.restart_at_ns) return true;
+  if (!p.changes.Reserve(p.changes.CostOf(t))) return false;
+  v1::Task& e = p.changes.Edit(t);
+  e.set_restart_message(d.reason);
+  e.set_restart_at_ns(d.restart_at_ns);
+  return true;
 }
 
 RestartDecision DecideReplacement(const v1::Service& service, const v1::Task& t, bool node_lost,

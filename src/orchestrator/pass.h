@@ -19,6 +19,7 @@
 
 #include "changes.h"
 #include "policy.h"
+#include "rollout.h"
 #include "shoal/orchestrator/orchestrator.h"
 
 namespace shoal::orchestrator::internal {
@@ -32,7 +33,14 @@ struct Pass {
   IdSource& ids;
   uint64_t history_limit = 0;
   std::map<std::string, const v1::Node*> nodes;  // by id
+  // Services by full name (spec.name), for depends_on.
+  std::map<std::string, const v1::Service*> services_by_name;
+  // Tasks by service id, as read.
+  std::map<std::string, std::vector<const v1::Task*>> tasks_by_service;
   Changes changes;
+  // Service objects this pass writes (update status, a rollback's spec swap,
+  // depends_on's waiting message), by id; each reserved as one mutation.
+  std::map<std::string, v1::Service> service_writes;
   Outcome counters;  // the counters only; mutations come from `changes`
 };
 
@@ -42,6 +50,9 @@ struct ServiceTasks {
   const v1::Service* service = nullptr;
   std::vector<const v1::Task*> read;
   std::vector<const v1::Task*> created;
+  // depends_on not satisfied: the service gets no new task in this pass (no
+  // scale-up, restart or update); what runs is left alone.
+  bool hold = false;
 };
 
 inline bool IsJob(v1::ServiceMode m) {
@@ -71,6 +82,23 @@ inline bool IsUnhealthy(const v1::Task& t, bool job) {
 inline bool HasStarted(const v1::Task& t, bool job) {
   return t.status().state() == v1::TASK_RUNNING || IsDone(t, job);
 }
+// The task declares a healthcheck (its own copy of the spec's).
+inline bool IsChecked(const v1::Task& t) {
+  const auto& test = t.spec().healthcheck().test();
+  return !test.empty() && test[0] != "NONE";
+}
+// Runs and, where it declares a healthcheck, is healthy: what a rolling
+// update and start-first wait for before going on.
+inline bool IsUp(const v1::Task& t) {
+  return t.status().state() == v1::TASK_RUNNING &&
+         (!IsChecked(t) || t.status().health() == v1::TaskStatus::HEALTH_HEALTHY);
+}
+// The service replaces tasks start-first (update_config, or rollback_config
+// while it rolls back): the new task runs before the old one stops.
+inline bool IsStartFirst(const v1::Service& s) {
+  return !IsJob(s.spec().mode()) &&
+         ActiveUpdateConfig(s).order() == v1::UpdateConfig::ORDER_START_FIRST;
+}
 // Handed to an agent: it names a node and the scheduler admitted it there.
 inline bool IsAssigned(const v1::Task& t) {
   return !t.node_id().empty() && t.status().state() >= v1::TASK_ASSIGNED;
@@ -84,8 +112,33 @@ RestartDecision DecideReplacement(const v1::Service& service, const v1::Task& t,
 
 // Of two live tasks of one slot or node, whether `a` is the one to keep: the
 // current spec first, then the one not ended, then the furthest along, then
-// the newest.
-bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b);
+// the newest. With start-first order (`incoming_first`) the newest comes
+// before the furthest along: the task started to replace another is kept,
+// and the other may stay as its shadow until it is up (KeepShadow).
+bool BetterToKeep(const v1::Service& s, const v1::Task& a, const v1::Task& b,
+                  bool incoming_first = false);
+
+// Start-first: of the other live tasks of a slot or node (sorted by
+// BetterToKeep), the one that keeps running while `keeper` comes up, or null
+// (the keeper is up, or none of them runs on a node that still reports).
+const v1::Task* KeepShadow(const Pass& p, const v1::Task& keeper,
+                           const std::vector<const v1::Task*>& others);
+
+// The service as this pass writes it: a copy made on the first call, shared
+// by later ones; never null (service writes are outside the task budget).
+v1::Service* EditService(Pass& p, const v1::Service& read);
+
+// Writes what the rolling updater decided about the service (its status, or
+// a rollback's spec). False when the budget refused it.
+bool WriteRollout(Pass& p, const v1::Service& read, const Rollout& r);
+
+// Records on an ended task why it is not replaced (yet), for `service ps`,
+// when that changed. False when the budget refused it.
+bool NoteRestart(Pass& p, const v1::Task& t, const RestartDecision& d);
+
+// depends_on: "" when every dependency of `service` is satisfied, else why
+// it waits ("waiting for db (service_healthy)").
+std::string DependencyWait(const Pass& p, const v1::Service& service);
 
 const v1::Node* FindNode(const Pass& p, const std::string& id);
 // A node that will not report on its tasks: deleted, or DOWN.
@@ -122,6 +175,13 @@ bool ReplaceUnit(Pass& p, ServiceTasks& st, const v1::Task& old, uint64_t restar
 void ReconcileReplicated(Pass& p, ServiceTasks& st);  // MODE_REPLICATED(_JOB)
 void ReconcileGlobal(Pass& p, ServiceTasks& st);      // MODE_GLOBAL(_JOB)
 void ReapHistory(Pass& p, const ServiceTasks& st);
+// `service rebalance`: while Service.rebalance_requested is ahead of
+// rebalanced and nothing is on its way, moves tasks (`slots`: the live task
+// of each slot; `live`: every live task) from the busiest eligible node to
+// the idlest, update_config.parallelism at a time, then records it done.
+// False when the budget refused a move.
+bool Rebalance(Pass& p, ServiceTasks& st, const std::map<uint64_t, const v1::Task*>& slots,
+               const std::vector<const v1::Task*>& live);
 void ReconcileOrphans(Pass& p, const std::vector<const v1::Task*>& tasks);
 void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks);
 

@@ -36,42 +36,9 @@ RestartDecision DecideRestart(const v1::Service& service, const v1::Task& ended,
   if (rp.delay_ns() > 0 && now_ns < st.timestamp_ns() + rp.delay_ns()) {
     d.replace_now = false;
     d.reason = "restart delayed";
+    d.restart_at_ns = st.timestamp_ns() + rp.delay_ns();
   }
   return d;
-}
-
-std::vector<const v1::Task*> PickStaleToReplace(const v1::Service& service,
-                                                const std::vector<const v1::Task*>& stale,
-                                                const std::vector<const v1::Task*>& live,
-                                                int64_t now_ns) {
-  const v1::ServiceSpec& spec = service.spec();
-  const v1::UpdateConfig& uc = spec.update_config();
-  // Jobs re-run all at once; parallelism 0 means everything at once too.
-  bool job = spec.mode() == v1::MODE_REPLICATED_JOB || spec.mode() == v1::MODE_GLOBAL_JOB;
-  if (job || uc.parallelism() == 0 || stale.empty()) return stale;
-  // A batch is done when each of its tasks runs (and is healthy, where the
-  // service checks health): count those still on their way.
-  const auto& test = spec.container().healthcheck().test();
-  bool checked = !test.empty() && test[0] != "NONE";
-  uint64_t in_flight = 0;
-  int64_t last_up_ns = 0;
-  for (const v1::Task* t : live) {
-    if (t->service_spec_version() != service.spec_version()) continue;
-    bool up = t->status().state() == v1::TASK_RUNNING &&
-              (!checked || t->status().health() == v1::TaskStatus::HEALTH_HEALTHY);
-    if (!up) {
-      ++in_flight;
-    } else {
-      last_up_ns = std::max(last_up_ns, t->status().timestamp_ns());
-    }
-  }
-  if (in_flight >= uc.parallelism()) return {};
-  // The delay runs from the moment the previous batch was up. (The monitor
-  // period does not hold the next batch back, as in Swarm: it is the window
-  // in which a new task's failure counts against the update.)
-  if (last_up_ns > 0 && in_flight == 0 && now_ns < last_up_ns + uc.delay_ns()) return {};
-  size_t n = std::min<size_t>(stale.size(), uc.parallelism() - in_flight);
-  return std::vector<const v1::Task*>(stale.begin(), stale.begin() + n);
 }
 
 }  // namespace shoal::orchestrator::internal

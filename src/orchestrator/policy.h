@@ -1,9 +1,7 @@
 #pragma once
 
-// The two decisions the task-lifecycle issue will make richer, each kept in
-// one function so that it can be replaced without touching the reconcilers:
-// when an ended task is restarted (restart policy), and which stale tasks are
-// replaced now (rolling updates).
+// The restart policy: when an ended task is restarted, kept in one pure
+// function so that the reconcilers share it. (Rolling updates: rollout.h.)
 
 #include <cstdint>
 #include <string>
@@ -24,6 +22,8 @@ struct RestartDecision {
   // Why it is not replaced (yet), for `service ps`: "restart in 3s",
   // "restart policy: on-failure, exit 0", "5 of 5 attempts made".
   std::string reason;
+  // For a delayed restart: when it will be replaced (the end + delay).
+  int64_t restart_at_ns = 0;
 };
 
 // Whether `ended` is replaced now, by the service's restart policy (the
@@ -40,20 +40,5 @@ struct RestartDecision {
 // Pure.
 RestartDecision DecideRestart(const v1::Service& service, const v1::Task& ended, bool node_lost,
                               int64_t now_ns);
-
-// Which of `stale` (healthy live tasks made from an older spec_version, in
-// slot or node order) are shut down and replaced in this pass; `live` holds
-// every live task of the service, stale or not, so that the updater can count
-// what is already in flight. A rolling update by update_config: at most
-// `parallelism` new tasks on their way (not yet running, or not yet healthy
-// where the service checks health) at once, and `delay` after the last batch
-// came up before the next starts (parallelism 0 and jobs: all at once).
-// Not yet: start-first order (treated as stop-first), the failure action and
-// max_failure_ratio, and progress in service.update_status.
-// Pure; returns a subset of `stale`, in its order.
-std::vector<const v1::Task*> PickStaleToReplace(const v1::Service& service,
-                                                const std::vector<const v1::Task*>& stale,
-                                                const std::vector<const v1::Task*>& live,
-                                                int64_t now_ns);
 
 }  // namespace shoal::orchestrator::internal

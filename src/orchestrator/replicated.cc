@@ -90,6 +90,7 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
   const v1::Service& svc = *st.service;
   const bool job = svc.spec().mode() == v1::MODE_REPLICATED_JOB;
   const uint64_t replicas = svc.spec().replicas();
+  const bool start_first = IsStartFirst(svc);
 
   // One live task per slot. A live task without a slot (left from a global
   // mode before a mode change) has no place here.
@@ -102,13 +103,21 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
     }
     by_slot[t->slot()].push_back(t);
   }
-  std::map<uint64_t, const v1::Task*> slots;  // slot -> its live task
+  std::map<uint64_t, const v1::Task*> slots;    // slot -> its live task
+  std::map<uint64_t, const v1::Task*> shadows;  // start-first: the task it replaces
   for (auto& [slot, tasks] : by_slot) {
-    std::sort(tasks.begin(), tasks.end(),
-              [&](const v1::Task* a, const v1::Task* b) { return BetterToKeep(svc, *a, *b); });
+    std::sort(tasks.begin(), tasks.end(), [&](const v1::Task* a, const v1::Task* b) {
+      return BetterToKeep(svc, *a, *b, start_first);
+    });
     slots[slot] = tasks[0];
-    for (size_t i = 1; i < tasks.size(); ++i) {
-      if (!RetireUnit(p, *tasks[i])) return;
+    std::vector<const v1::Task*> others(tasks.begin() + 1, tasks.end());
+    std::sort(others.begin(), others.end(),
+              [&](const v1::Task* a, const v1::Task* b) { return BetterToKeep(svc, *a, *b); });
+    // Start-first: the task being replaced runs on until its replacement is up.
+    const v1::Task* shadow = start_first ? KeepShadow(p, *tasks[0], others) : nullptr;
+    if (shadow) shadows[slot] = shadow;
+    for (const v1::Task* t : others) {
+      if (t != shadow && !RetireUnit(p, *t)) return;
     }
   }
 
@@ -118,13 +127,17 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
     std::vector<uint64_t> order = ScaleDownOrder(slots, job);
     for (size_t i = 0; i < order.size() && slots.size() > replicas; ++i) {
       if (!RetireUnit(p, *slots[order[i]])) return;
+      if (shadows.count(order[i]) && !RetireUnit(p, *shadows[order[i]])) return;
       slots.erase(order[i]);
+      shadows.erase(order[i]);
     }
   }
 
   // Restart what ended or lost its node; move what its node no longer wants.
+  // Held by depends_on, nothing new starts: what ended waits.
   StayCache cache;
   std::vector<const v1::Task*> stale, live;
+  for (const auto& [slot, shadow] : shadows) live.push_back(shadow);
   for (const auto& [slot, t] : slots) {
     Health health = Check(p, *t, job, cache);
     switch (health) {
@@ -132,13 +145,29 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
       case Health::kUnhealthy:
       case Health::kLost: {
         RestartDecision d = DecideReplacement(svc, *t, health == Health::kLost, p.now_ns);
-        if (!d.replace_now) break;
+        if (d.replace_now && st.hold) {
+          d.replace_now = false;
+          d.reason = "waiting for dependencies";
+        }
+        if (!d.replace_now) {
+          if (health != Health::kLost && !NoteRestart(p, *t, d)) return;
+          break;
+        }
         if (!ReplaceUnit(p, st, *t, d.next_attempt)) return;
         live.push_back(st.created.back());
         continue;
       }
       case Health::kMisplaced:
+        if (st.hold) break;
         // Not a failure of the task: its restart count carries over as is.
+        // Start-first (a drain, say): the new task first, elsewhere; this
+        // one stays as its shadow until it is up.
+        if (start_first) {
+          if (!CreateUnit(p, st, slot, "", t->restart_attempt())) return;
+          live.push_back(t);
+          live.push_back(st.created.back());
+          continue;
+        }
         if (!ReplaceUnit(p, st, *t, t->restart_attempt())) return;
         live.push_back(st.created.back());
         continue;
@@ -146,13 +175,24 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
         break;
     }
     live.push_back(t);
-    if (IsStale(svc, *t)) stale.push_back(t);
+    if (IsStale(svc, *t) && !st.hold) stale.push_back(t);
   }
 
-  // Updates: a new spec_version replaces tasks (and re-runs a job).
-  for (const v1::Task* t : PickStaleToReplace(svc, stale, live, p.now_ns)) {
-    if (!ReplaceUnit(p, st, *t, 0)) return;
+  // Updates: a new spec_version replaces tasks (and re-runs a job), paced
+  // and watched by the rolling updater.
+  Rollout r = PlanRollout(svc, st.read, stale, live, replicas, p.now_ns);
+  if (!WriteRollout(p, svc, r)) return;
+  if (r.rolled_back) return;  // the next pass rolls the previous spec out
+  for (const v1::Task* t : r.replace) {
+    if (r.start_first) {
+      if (!CreateUnit(p, st, t->slot(), "", 0)) return;
+    } else if (!ReplaceUnit(p, st, *t, 0)) {
+      return;
+    }
   }
+
+  if (st.hold) return;
+  if (stale.empty() && !job && !Rebalance(p, st, slots, live)) return;
 
   // Scale up into the lowest free slots.
   for (uint64_t slot = 1; slots.size() < replicas; ++slot) {

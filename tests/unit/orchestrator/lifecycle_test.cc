@@ -232,6 +232,11 @@ TEST_CASE("restart policy none: an ended task keeps its slot and is not restarte
   WithPolicy(c, v1::RestartPolicy::CONDITION_NONE, 0, 0);
   std::string t = c.Slots("web")[1];
   Fail(c, t, v1::TASK_FAILED, 1);
+  // The one write says why, for `service ps`; then nothing.
+  Outcome note = c.Reconcile();
+  CHECK(note.created == 0);
+  c.Apply(note);
+  CHECK(c.state.Get<v1::Task>(t)->restart_message() == "restart policy: none");
   for (int i = 0; i < 3; ++i) CHECK(c.Reconcile().mutations.empty());
   CHECK(c.Slots("web")[1] == t);
 }
@@ -242,6 +247,7 @@ TEST_CASE("restart policy on-failure: a failure restarts, a clean exit does not"
   WithPolicy(c, v1::RestartPolicy::CONDITION_ON_FAILURE, 0, 0);
   std::string done = c.Slots("web")[1];
   Fail(c, done, v1::TASK_COMPLETE, 0);
+  c.Apply(c.Reconcile());  // notes why it is not restarted
   CHECK(c.Reconcile().mutations.empty());
   std::string failed = c.Slots("web")[2];
   Fail(c, failed, v1::TASK_FAILED, 3);
@@ -260,8 +266,12 @@ TEST_CASE("restart delay: the replacement waits until the task's end plus the de
   std::string t = c.Slots("web")[1];
   Fail(c, t, v1::TASK_FAILED, 1);
   int64_t ended = c.state.Get<v1::Task>(t)->status().timestamp_ns();
-  CHECK(c.Reconcile().mutations.empty());
-  c.now = ended + kDelay - 2'000'000;  // Reconcile's tick adds 1 ms
+  Outcome note = c.Reconcile();
+  CHECK(note.created == 0);
+  c.Apply(note);
+  CHECK(c.state.Get<v1::Task>(t)->restart_at_ns() == ended + kDelay);
+  CHECK(c.state.Get<v1::Task>(t)->restart_message() == "restart delayed");
+  c.now = ended + kDelay - 3'000'000;  // Reconcile's tick adds 1 ms
   CHECK(c.Reconcile().mutations.empty());
   c.now = ended + kDelay;
   Outcome out = c.Reconcile();
@@ -282,6 +292,10 @@ TEST_CASE("max attempts: restarts stop after the limit, and a long run resets th
   }
   std::string last = c.Slots("web")[1];
   Fail(c, last, v1::TASK_FAILED, 1);
+  Outcome note = c.Reconcile();
+  CHECK(note.created == 0);
+  c.Apply(note);
+  CHECK(c.state.Get<v1::Task>(last)->restart_message() == "restart policy: 2 of 2 attempts made");
   CHECK(c.Reconcile().mutations.empty());
   CHECK(c.Slots("web")[1] == last);
 

@@ -40,6 +40,12 @@ TEST_CASE("a rolling update replaces `parallelism` tasks at a time, each batch o
   c.Apply(c.Reconcile());
   CHECK(Current(c, 2) == 4);
   c.RunAssigned();
+  // Every task runs the new version: the rollout completes (monitor 0).
+  Outcome done = c.Reconcile();
+  CHECK(done.services_written == 1);
+  c.Apply(done);
+  CHECK(c.state.Get<v1::Service>("web")->update_status().state() ==
+        v1::UpdateStatus::STATE_COMPLETED);
   CHECK(c.Reconcile().mutations.empty());
 }
 

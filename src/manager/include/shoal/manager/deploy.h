@@ -4,6 +4,7 @@
 // the control API returns. Functions of the State alone (plus injected ids),
 // so they are unit-tested without a cluster.
 
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,19 +21,31 @@ struct DeployChange {
   std::vector<v1::Mutation> mutations;  // empty when nothing changes
   uint64_t revision = 0;                // the revision the mutations create
   std::string summary;                  // "2 to create, 1 to update"
+  // Service name -> the spec_version whose rollout this deploy starts (the
+  // services whose tasks it replaces), for DeployReply.rollouts.
+  std::map<std::string, uint64_t> rollouts;
 };
 
 // The stack `name`'s spec at its current revision, or null.
 const v1::StackSpec* CurrentStackSpec(const store::State& state, const std::string& name,
                                       uint64_t* revision);
 
-// The plan and the transaction of a deploy. kFailedPrecondition when
+// The plan and the transaction of a deploy (with req.rebalance, also a
+// rebalance of the stack's replicated services, even when nothing else
+// changes). A service keeps its live force_update counter, which no stack
+// file sets. kFailedPrecondition when
 // check_version does not match the stack's current revision; InvalidArgument
 // from plan::Diff.
 // `restores`: the revision a stack rollback returns to (recorded in the new
 // revision's rolled_back_from), 0 for a deploy.
 Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
                                  std::mt19937_64& rng, uint64_t restores = 0);
+
+// Asks the orchestrator to spread the stack's replicated services again
+// (Service.rebalance_requested + 1), in the services `out` already writes or
+// as new puts.
+void AddRebalance(const store::State& state, const std::string& stack,
+                  std::vector<v1::Mutation>* out);
 
 // The stack as it runs: its services, networks, volumes, secrets and configs
 // as the cluster holds them (manual changes included), plus the external

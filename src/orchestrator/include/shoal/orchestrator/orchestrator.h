@@ -19,8 +19,11 @@
 //   - tasks that ended, whose node is down or gone, or whose node can no
 //     longer host them are shut down and replaced (same slot, or same node);
 //   - scale-down shuts down the tasks of the busiest nodes, not-running first;
-//   - tasks made from an older spec_version are replaced (all at once, until
-//     the rolling updater arrives);
+//   - tasks made from an older spec_version are replaced by the rolling
+//     updater (update_config: parallelism, delay, order, monitor, failure
+//     ratio and action), whose progress is kept in Service.update_status;
+//   - depends_on holds a service's new tasks until its dependencies are
+//     started, healthy or completed;
 //   - terminal tasks beyond the history limit, and the tasks of deleted
 //     services, are deleted;
 //   - tasks without a node are placed by the scheduler in the same pass.
@@ -59,17 +62,20 @@ struct Options {
 
 struct Outcome {
   // OP_PUT (create: expected_version 0; update: the version read) and
-  // OP_DELETE, each object at most once, in a deterministic order.
+  // OP_DELETE, each object at most once, in a deterministic order: the
+  // services whose rollout status, spec (an automatic rollback) or
+  // depends_on message changed first, then the tasks.
   std::vector<v1::Mutation> mutations;
   // max_mutations was reached: call again once these mutations applied.
   bool more_work = false;
 
   // Counters for logs and tests; a task may count in several.
-  size_t created = 0;    // new tasks
-  size_t shut_down = 0;  // live tasks given desired state SHUTDOWN
-  size_t deleted = 0;    // tasks deleted (history reaped, removed services)
-  size_t assigned = 0;   // tasks given a node by the scheduler
-  size_t pending = 0;    // tasks the scheduler could not place (changed or not)
+  size_t created = 0;           // new tasks
+  size_t shut_down = 0;         // live tasks given desired state SHUTDOWN
+  size_t deleted = 0;           // tasks deleted (history reaped, removed services)
+  size_t assigned = 0;          // tasks given a node by the scheduler
+  size_t pending = 0;           // tasks the scheduler could not place (changed or not)
+  size_t services_written = 0;  // update status, rollback, depends_on message
 };
 
 // Computes the task changes that move `state` towards its services' specs.
