@@ -1,6 +1,8 @@
 #include "shoal/agent/agent.h"
 
 #include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/helpers/memenv.h>
 #include <leveldb/write_batch.h>
 
 #include <chrono>
@@ -37,6 +39,10 @@ Status Agent::Load() {
   leveldb::Options o;
   o.create_if_missing = true;
   o.paranoid_checks = true;
+  if (options_.in_memory_store) {
+    mem_env_.reset(leveldb::NewMemEnv(leveldb::Env::Default()));
+    o.env = mem_env_.get();
+  }
   std::string path = options_.data_dir + "/agent";
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, path, &db);
@@ -150,27 +156,38 @@ void Agent::Apply(const v1::AssignmentsReply& reply) {
   for (const auto& s : reply.secrets()) secrets_[s.name()] = s.data();
   for (const auto& c : reply.configs()) configs_[c.name()] = c.data();
   if (reply.full()) {
+    // A full set also comes after every change of leader: write only what
+    // differs from what the database already holds.
     std::map<std::string, v1::Task> next;
-    for (const auto& t : reply.tasks()) next[t.meta().id()] = t;
+    std::vector<const v1::Task*> changed;
+    for (const auto& t : reply.tasks()) {
+      auto old = tasks_.find(t.meta().id());
+      bool same = old != tasks_.end() && old->second.meta().version() == t.meta().version();
+      v1::Task& kept = next[t.meta().id()] = t;
+      if (!same) changed.push_back(&kept);
+    }
     for (const auto& [id, t] : tasks_) {
       if (!next.count(id)) Forget(id);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      tasks_ = std::move(next);
+      tasks_ = std::move(next);  // map nodes move: `changed` stays valid
     }
-    for (const auto& [id, t] : tasks_) Persist(t);
+    for (const v1::Task* t : changed) Persist(*t);
     have_full_set_ = true;
+    all_dirty_ = true;
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& t : reply.tasks()) {
     tasks_[t.meta().id()] = t;
     Persist(t);
+    dirty_.insert(t.meta().id());
   }
   for (const auto& id : reply.removed()) {
     tasks_.erase(id);
     Forget(id);
+    dirty_.insert(id);
   }
 }
 
@@ -194,98 +211,128 @@ std::vector<executor::TaskFile> Agent::TaskFiles(const v1::Task& task) {
   return files;
 }
 
+void Agent::Observe(const std::string& id, v1::TaskStatus st) {
+  observed_[id] = std::move(st);
+  unreported_.insert(id);
+  if (!report_now_) {
+    // A short wait lets a quick STARTING -> RUNNING go out as one report
+    // (only the latest status of a task is sent): half the status writes of
+    // a deploy.
+    report_now_ = true;
+    report_at_ = std::chrono::steady_clock::now() + options_.report_delay;
+  }
+}
+
 // Makes the executor match the assignments: start what should run, stop what
-// should not, and remove what is no longer assigned once it has exited.
+// should not, and remove what is no longer assigned once it has exited. Only
+// the tasks whose assignment or observation changed are looked at, except
+// after a full set and every full_reconcile_every polls.
 void Agent::Reconcile() {
   std::lock_guard<std::mutex> exec_lock(exec_mu_);
-  std::map<std::string, executor::Observed> seen = executor_->Poll();
-  for (const auto& [id, task] : tasks_) {
-    auto it = seen.find(id);
-    bool known = it != seen.end();
-    bool exited = known && Terminal(it->second.state);
-    bool should_run =
-        task.desired_state() <= v1::TASK_RUNNING ||
-        (task.desired_state() == v1::TASK_COMPLETE && task.status().state() < v1::TASK_COMPLETE);
-    if (should_run && known && !exited && !started_[id]) {
-      // Adopted from this agent's previous life: Start once more, so that
-      // the executor has the spec again (its healthcheck). It starts nothing
-      // for a task it knows, and its status comes from the poll below.
-      started_[id] = true;
-      (void)executor_->Start(task, TaskFiles(task));
-    }
-    if (should_run && !known && !Terminal(task.status().state()) && !started_[id]) {
-      started_[id] = true;
-      Status s = executor_->Start(task, TaskFiles(task));
-      v1::TaskStatus st;
-      st.set_timestamp_ns(NowNs());
-      if (s.ok()) {
-        st.set_state(v1::TASK_STARTING);
-        st.set_message("starting");
-      } else {
-        st.set_state(v1::TASK_REJECTED);
-        st.set_message("rejected");
-        st.set_error(s.message());
-      }
-      observed_[id] = st;
-      report_now_ = true;
-      continue;
-    }
-    if (!should_run && !known && have_full_set_ && !Terminal(task.status().state())) {
-      // Retired before it started here, or it died with this host: nothing
-      // runs, and saying so lets the managers finish and reap it.
-      auto prev = observed_.find(id);
-      if (prev == observed_.end() || prev->second.state() != v1::TASK_SHUTDOWN) {
-        v1::TaskStatus st;
-        st.set_state(v1::TASK_SHUTDOWN);
-        st.set_message("not running here");
-        st.set_timestamp_ns(NowNs());
-        observed_[id] = st;
-        report_now_ = true;
-      }
-      continue;
-    }
-    if (!should_run && known && !exited) {
-      int64_t grace = 10'000'000'000;
-      if (task.spec().stop_grace_period_ns() > 0) grace = task.spec().stop_grace_period_ns();
-      (void)executor_->Stop(id, std::chrono::nanoseconds(grace));
-    }
+  for (auto& [id, obs] : executor_->PollChanges()) {
+    dirty_.insert(id);
+    seen_[id] = std::move(obs);
   }
-  // Strays: running here but not assigned. Only with a full set in hand, so a
-  // restarted agent does not kill what the managers still want.
-  for (const auto& [id, obs] : seen) {
-    if (tasks_.count(id)) continue;
-    if (!have_full_set_) continue;
-    if (!Terminal(obs.state)) {
+  if (++polls_ >= options_.full_reconcile_every) all_dirty_ = true;
+  std::set<std::string> ids;
+  if (all_dirty_) {
+    polls_ = 0;
+    all_dirty_ = false;
+    dirty_.clear();
+    for (const auto& [id, task] : tasks_) ids.insert(id);
+    for (const auto& [id, obs] : seen_) ids.insert(id);
+  } else {
+    ids.swap(dirty_);
+  }
+  for (const std::string& id : ids) ReconcileOne(id);
+}
+
+void Agent::ReconcileOne(const std::string& id) {
+  auto seen = seen_.find(id);
+  bool known = seen != seen_.end();
+  auto assigned = tasks_.find(id);
+  if (assigned == tasks_.end()) {
+    // A stray: running here but not assigned. Only with a full set in hand,
+    // so a restarted agent does not kill what the managers still want.
+    if (!known || !have_full_set_) return;
+    if (!Terminal(seen->second.state)) {
       (void)executor_->Stop(id, std::chrono::seconds(10));
     } else {
       (void)executor_->Remove(id);
+      seen_.erase(seen);
       started_.erase(id);
       observed_.erase(id);
+      unreported_.erase(id);
     }
+    return;
   }
-  for (const auto& [id, obs] : seen) {
-    if (!tasks_.count(id)) continue;
+  const v1::Task& task = assigned->second;
+  bool exited = known && Terminal(seen->second.state);
+  bool should_run =
+      task.desired_state() <= v1::TASK_RUNNING ||
+      (task.desired_state() == v1::TASK_COMPLETE && task.status().state() < v1::TASK_COMPLETE);
+  if (should_run && known && !exited && !started_[id]) {
+    // Adopted from this agent's previous life: Start once more, so that
+    // the executor has the spec again (its healthcheck). It starts nothing
+    // for a task it knows, and its status comes from the observation below.
+    started_[id] = true;
+    (void)executor_->Start(task, TaskFiles(task));
+  }
+  if (should_run && !known && !Terminal(task.status().state()) && !started_[id]) {
+    started_[id] = true;
+    Status s = executor_->Start(task, TaskFiles(task));
     v1::TaskStatus st;
-    st.set_state(obs.state);
-    st.set_exit_code(obs.exit_code);
-    st.set_message(obs.message);
-    st.set_error(obs.error);
-    st.set_container_id(obs.container_id);
-    st.set_health(obs.health);
-    // Why it is unhealthy shows where `service ps` shows errors.
-    if (obs.health == v1::TaskStatus::HEALTH_UNHEALTHY && st.error().empty()) {
-      st.set_error(obs.health_message);
-    }
-    auto prev = observed_.find(id);
-    if (prev != observed_.end() && prev->second.state() == st.state() &&
-        prev->second.message() == st.message() && prev->second.error() == st.error() &&
-        prev->second.health() == st.health()) {
-      continue;
-    }
     st.set_timestamp_ns(NowNs());
-    observed_[id] = st;
-    report_now_ = true;
+    if (s.ok()) {
+      st.set_state(v1::TASK_STARTING);
+      st.set_message("starting");
+    } else {
+      st.set_state(v1::TASK_REJECTED);
+      st.set_message("rejected");
+      st.set_error(s.message());
+    }
+    Observe(id, std::move(st));
+    return;
   }
+  if (!should_run && !known && have_full_set_ && !Terminal(task.status().state())) {
+    // Retired before it started here, or it died with this host: nothing
+    // runs, and saying so lets the managers finish and reap it.
+    auto prev = observed_.find(id);
+    if (prev == observed_.end() || prev->second.state() != v1::TASK_SHUTDOWN) {
+      v1::TaskStatus st;
+      st.set_state(v1::TASK_SHUTDOWN);
+      st.set_message("not running here");
+      st.set_timestamp_ns(NowNs());
+      Observe(id, std::move(st));
+    }
+    return;
+  }
+  if (!should_run && known && !exited) {
+    int64_t grace = 10'000'000'000;
+    if (task.spec().stop_grace_period_ns() > 0) grace = task.spec().stop_grace_period_ns();
+    (void)executor_->Stop(id, std::chrono::nanoseconds(grace));
+  }
+  if (!known) return;
+  const executor::Observed& obs = seen->second;
+  v1::TaskStatus st;
+  st.set_state(obs.state);
+  st.set_exit_code(obs.exit_code);
+  st.set_message(obs.message);
+  st.set_error(obs.error);
+  st.set_container_id(obs.container_id);
+  st.set_health(obs.health);
+  // Why it is unhealthy shows where `service ps` shows errors.
+  if (obs.health == v1::TaskStatus::HEALTH_UNHEALTHY && st.error().empty()) {
+    st.set_error(obs.health_message);
+  }
+  auto prev = observed_.find(id);
+  if (prev != observed_.end() && prev->second.state() == st.state() &&
+      prev->second.message() == st.message() && prev->second.error() == st.error() &&
+      prev->second.health() == st.health()) {
+    return;
+  }
+  st.set_timestamp_ns(NowNs());
+  Observe(id, std::move(st));
 }
 
 void Agent::SendHeartbeat() {
@@ -295,14 +342,26 @@ void Agent::SendHeartbeat() {
     std::lock_guard<std::mutex> lock(mu_);
     req.set_session_id(session_id_);
   }
-  *req.mutable_description() = options_.description;
-  // Every task's latest status, each time: the dispatcher drops what it
-  // already has, and a report lost with a failed call is simply sent again.
-  for (const auto& [id, st] : observed_) {
-    if (!tasks_.count(id)) continue;
+  // The description once per session, until a heartbeat of that session is
+  // answered.
+  if (!described_) *req.mutable_description() = options_.description;
+  // Statuses not yet carried by an answered heartbeat of this session; all of
+  // them in a new session (the leader may be new and know nothing). A report
+  // lost with a failed call is simply sent again.
+  std::vector<std::string> sent;
+  auto add = [&](const std::string& id, const v1::TaskStatus& st) {
+    if (!tasks_.count(id)) return;
     v1::TaskStatusUpdate* u = req.add_updates();
     u->set_task_id(id);
     *u->mutable_status() = st;
+    sent.push_back(id);
+  };
+  if (report_all_) {
+    for (const auto& [id, st] : observed_) add(id, st);
+  } else {
+    for (const std::string& id : unreported_) {
+      if (auto it = observed_.find(id); it != observed_.end()) add(id, it->second);
+    }
   }
   auto reply = client_->Heartbeat(req);
   std::lock_guard<std::mutex> lock(mu_);
@@ -316,6 +375,17 @@ void Agent::SendHeartbeat() {
   if (reply->period_ns() > 0) {
     period_ = std::chrono::milliseconds(reply->period_ns() / 1'000'000);
   }
+  if (reply->session_id() != req.session_id()) {
+    // A new session: the next heartbeat (at once) carries everything.
+    described_ = false;
+    report_all_ = true;
+    report_now_ = true;
+    report_at_ = std::chrono::steady_clock::now();
+  } else {
+    described_ = true;
+    report_all_ = false;
+    for (const std::string& id : sent) unreported_.erase(id);
+  }
   if (reply->session_id() != session_id_) {
     session_id_ = reply->session_id();
     cv_.notify_all();
@@ -328,8 +398,9 @@ void Agent::WorkLoop() {
     std::vector<v1::AssignmentsReply> inbox;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_until(lock, std::min(next_poll, next_heartbeat_),
-                     [&] { return stopping_ || !inbox_.empty(); });
+      auto wake = std::min(next_poll, next_heartbeat_);
+      if (report_now_) wake = std::min(wake, report_at_);
+      cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
       if (stopping_) return;
       inbox.swap(inbox_);
     }
@@ -339,7 +410,7 @@ void Agent::WorkLoop() {
       Reconcile();
       next_poll = now + options_.poll_interval;
     }
-    if (report_now_ || now >= next_heartbeat_) {
+    if ((report_now_ && now >= report_at_) || now >= next_heartbeat_) {
       report_now_ = false;
       SendHeartbeat();
       std::lock_guard<std::mutex> lock(mu_);

@@ -33,6 +33,13 @@ void AddFiles(const store::State& state, const v1::Task& task, v1::AssignmentsRe
   }
 }
 
+// The fields an agent reports; the timestamp only says when it noticed.
+bool SameReport(const v1::TaskStatus& a, const v1::TaskStatus& b) {
+  return a.state() == b.state() && a.message() == b.message() && a.error() == b.error() &&
+         a.exit_code() == b.exit_code() && a.health() == b.health() &&
+         a.container_id() == b.container_id();
+}
+
 }  // namespace
 
 int64_t Dispatcher::heartbeat_period_ns(const store::State& state) const {
@@ -51,6 +58,7 @@ int64_t Dispatcher::node_down_after_ns(const store::State& state) const {
 
 void Dispatcher::BecomeLeader(const store::State& state, int64_t now_ns) {
   (void)state;
+  managers_valid_ = false;
   leader_ = true;
   leader_since_ns_ = now_ns;
   sessions_.clear();
@@ -59,6 +67,7 @@ void Dispatcher::BecomeLeader(const store::State& state, int64_t now_ns) {
 
 void Dispatcher::StepDown() {
   leader_ = false;
+  managers_valid_ = false;
   std::vector<Waiter> waiters;
   waiters.swap(waiters_);
   for (auto& w : waiters) w.done({Code::kUnavailable, "this manager is no longer the leader"}, {});
@@ -87,6 +96,9 @@ Result<v1::HeartbeatReply> Dispatcher::Heartbeat(const store::State& state,
     s.description = req.description();
     s.description_dirty = true;
   }
+  if (s.description_dirty || node->status().state() != v1::NodeStatus::STATE_READY) {
+    attention_.insert(req.node_id());
+  }
   for (const auto& u : req.updates()) {
     const v1::Task* t = state.Get<v1::Task>(u.task_id());
     if (t == nullptr || t->node_id() != req.node_id()) continue;  // not this node's to report
@@ -99,42 +111,56 @@ Result<v1::HeartbeatReply> Dispatcher::Heartbeat(const store::State& state,
   reply.set_period_ns(heartbeat_period_ns(state));
   reply.set_role(node->spec().desired_role());
   reply.set_raft_id(node->manager_status().raft_id());
+  for (const v1::ManagerAddr& a : Managers(state)) *reply.add_managers() = a;
+  return reply;
+}
+
+const std::vector<v1::ManagerAddr>& Dispatcher::Managers(const store::State& state) {
+  if (managers_valid_) return managers_;
+  managers_.clear();
   for (const v1::Mutation* m : state.List(Kind::kNode)) {
     const v1::Node& n = m->node();
     if (!n.has_manager_status() || n.manager_status().raft_id() == 0) continue;
-    v1::ManagerAddr* a = reply.add_managers();
-    a->set_node_id(n.meta().id());
-    a->set_raft_id(n.manager_status().raft_id());
-    a->set_addr(n.manager_status().addr());
+    v1::ManagerAddr a;
+    a.set_node_id(n.meta().id());
+    a.set_raft_id(n.manager_status().raft_id());
+    a.set_addr(n.manager_status().addr());
+    managers_.push_back(std::move(a));
   }
-  return reply;
+  managers_valid_ = true;
+  return managers_;
 }
 
 bool Dispatcher::Diff(const store::State& state, const std::string& node_id, bool full, Session& s,
                       v1::AssignmentsReply* reply) {
-  std::map<std::string, uint64_t> now;
+  std::map<std::string, Sent> now;
   std::set<std::string> secrets, configs;
   bool any = false;
   for (const v1::Mutation* m : state.Find(Kind::kTask, "node", node_id)) {
     const v1::Task& t = m->task();
     // A task the agent may not start yet: not assigned (orchestrator-owned states).
     if (t.status().state() < v1::TASK_ASSIGNED) continue;
-    now[t.meta().id()] = t.meta().version();
+    Sent mine{t.desired_state(), t.status().state() >= v1::TASK_COMPLETE};
+    now[t.meta().id()] = mine;
     auto it = s.sent.find(t.meta().id());
-    if (full || it == s.sent.end() || it->second != t.meta().version()) {
+    // The agent's own status reports change the task's version at every step;
+    // sending the task back for those would double the traffic of a deploy.
+    if (full || it == s.sent.end() || it->second.desired != mine.desired ||
+        it->second.terminal != mine.terminal) {
       *reply->add_tasks() = t;
       AddFiles(state, t, reply, &secrets, &configs);
       any = true;
     }
   }
   if (!full) {
-    for (const auto& [id, version] : s.sent) {
+    for (const auto& [id, sent] : s.sent) {
       if (!now.count(id)) {
         reply->add_removed(id);
         any = true;
       }
     }
   }
+  s.stale = false;
   if (!any && !full) return false;
   s.sent = std::move(now);
   reply->set_full(full);
@@ -152,7 +178,9 @@ void Dispatcher::Assignments(const store::State& state, const v1::AssignmentsReq
   Session& s = it->second;
   bool full = req.known_generation() == 0 || req.known_generation() != s.generation;
   v1::AssignmentsReply reply;
-  if (Diff(state, req.node_id(), full, s, &reply)) return done(Status::Ok(), std::move(reply));
+  if ((full || s.stale) && Diff(state, req.node_id(), full, s, &reply)) {
+    return done(Status::Ok(), std::move(reply));
+  }
   // A node has one live poll: an older parked call was abandoned (its
   // connection reset, the agent restarted). Answering it with a change would
   // advance the generation behind the live caller's back.
@@ -169,11 +197,16 @@ void Dispatcher::Assignments(const store::State& state, const v1::AssignmentsReq
   for (auto& w : superseded) w.done({Code::kUnavailable, "superseded by a newer poll"}, {});
 }
 
-void Dispatcher::Changed(const store::State& state) {
+template <class Pred>
+void Dispatcher::Wake(const store::State& state, Pred wake) {
   std::vector<Waiter> keep;
   std::vector<Waiter> waiters;
   waiters.swap(waiters_);
   for (auto& w : waiters) {
+    if (!wake(w.node_id)) {
+      keep.push_back(std::move(w));
+      continue;
+    }
     auto it = sessions_.find(w.node_id);
     if (it == sessions_.end()) {
       w.done({Code::kFailedPrecondition, "session ended"}, {});
@@ -193,8 +226,35 @@ void Dispatcher::Changed(const store::State& state) {
   waiters_ = std::move(keep);
 }
 
+void Dispatcher::Changed(const store::State& state) {
+  managers_valid_ = false;
+  for (auto& [id, s] : sessions_) s.stale = true;
+  Wake(state, [](const std::string&) { return true; });
+}
+
+void Dispatcher::Changed(const store::State& state, const std::vector<store::Event>& events) {
+  std::set<std::string> touched;
+  for (const store::Event& e : events) {
+    const v1::Mutation& m = e.mutation;
+    if (m.has_task()) {
+      // A task keeps its node once it has one, so the node it names now is
+      // the node that holds (or is to hold) it.
+      if (!m.task().node_id().empty()) touched.insert(m.task().node_id());
+    } else if (m.has_node() || m.has_cluster()) {
+      managers_valid_ = false;
+    } else if (m.has_secret() || m.has_config()) {
+      // Values go out with the tasks that need them: no task changed here.
+    }
+  }
+  for (const std::string& node_id : touched) {
+    if (auto it = sessions_.find(node_id); it != sessions_.end()) it->second.stale = true;
+  }
+  if (touched.empty() || waiters_.empty()) return;
+  Wake(state, [&](const std::string& node_id) { return touched.count(node_id) > 0; });
+}
+
 void Dispatcher::Tick(const store::State& state, int64_t now_ns) {
-  int64_t period = heartbeat_period_ns(state);
+  int64_t period = heartbeat_period_ns(state) * std::max(1, options_.assignments_wait_periods);
   std::vector<Waiter> keep;
   std::vector<Waiter> waiters;
   waiters.swap(waiters_);
@@ -212,13 +272,14 @@ void Dispatcher::Tick(const store::State& state, int64_t now_ns) {
   waiters_ = std::move(keep);
 }
 
-std::vector<v1::Mutation> Dispatcher::TakeMutations(const store::State& state, int64_t now_ns) {
+std::vector<v1::Mutation> Dispatcher::TakeMutations(const store::State& state, int64_t now_ns,
+                                                    bool sweep) {
   std::vector<v1::Mutation> out;
   if (!leader_) return out;
   for (auto& [task_id, status] : statuses_) {
     const v1::Task* t = state.Get<v1::Task>(task_id);
     if (t == nullptr || status.state() < t->status().state()) continue;
-    if (google::protobuf::util::MessageDifferencer::Equals(status, t->status())) continue;
+    if (SameReport(status, t->status())) continue;
     v1::Mutation m;
     m.set_op(v1::Mutation::OP_TASK_STATUS);
     m.mutable_task()->mutable_meta()->set_id(task_id);
@@ -227,8 +288,17 @@ std::vector<v1::Mutation> Dispatcher::TakeMutations(const store::State& state, i
   }
   statuses_.clear();
   int64_t down_after = node_down_after_ns(state);
-  for (const v1::Mutation* m : state.List(Kind::kNode)) {
-    const v1::Node& n = m->node();
+  std::vector<const v1::Node*> nodes;
+  if (sweep) {
+    for (const v1::Mutation* m : state.List(Kind::kNode)) nodes.push_back(&m->node());
+  } else {
+    for (const std::string& id : attention_) {
+      if (const v1::Node* n = state.Get<v1::Node>(id)) nodes.push_back(n);
+    }
+  }
+  attention_.clear();
+  for (const v1::Node* np : nodes) {
+    const v1::Node& n = *np;
     auto it = sessions_.find(n.meta().id());
     bool heard = it != sessions_.end() && now_ns - it->second.last_heartbeat_ns < down_after;
     bool grace = now_ns - leader_since_ns_ < down_after;
@@ -242,15 +312,22 @@ std::vector<v1::Mutation> Dispatcher::TakeMutations(const store::State& state, i
       message = "no heartbeat for " + std::to_string(down_after / 1'000'000'000) + " s";
     }
     bool describe = heard && it->second.description_dirty;
+    if (describe && google::protobuf::util::MessageDifferencer::Equals(it->second.description,
+                                                                       n.description())) {
+      // Applied: agents describe themselves once per session, so the
+      // description stays queued until the state shows it.
+      it->second.description_dirty = false;
+      describe = false;
+    }
     if (want == n.status().state() && !describe) continue;
+    // Until the state shows the change (a proposal may be refused or held
+    // back), the next call looks again.
+    if (heard) attention_.insert(n.meta().id());
     v1::Node next = n;
     next.mutable_status()->set_state(want);
     next.mutable_status()->set_message(message);
     if (heard) next.mutable_status()->set_last_heartbeat_ns(it->second.last_heartbeat_ns);
-    if (describe) {
-      *next.mutable_description() = it->second.description;
-      it->second.description_dirty = false;
-    }
+    if (describe) *next.mutable_description() = it->second.description;
     v1::Mutation mut;
     mut.set_op(v1::Mutation::OP_PUT);
     mut.set_expected_version(n.meta().version());
@@ -258,6 +335,15 @@ std::vector<v1::Mutation> Dispatcher::TakeMutations(const store::State& state, i
     out.push_back(std::move(mut));
   }
   return out;
+}
+
+void Dispatcher::Requeue(const std::vector<v1::Mutation>& statuses) {
+  if (!leader_) return;  // a new term starts new sessions: agents report everything again
+  for (const v1::Mutation& m : statuses) {
+    if (m.op() != v1::Mutation::OP_TASK_STATUS) continue;
+    // A report that arrived since is newer than the one that failed.
+    statuses_.emplace(m.task().meta().id(), m.task().status());
+  }
 }
 
 }  // namespace shoal::dispatcher

@@ -1,5 +1,6 @@
 #include "shoal/manager/manager.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "shoal/orchestrator/orchestrator.h"
@@ -72,6 +73,11 @@ Status Manager::Init() {
   so.raft.id = options_.raft_id;
   so.raft.peers = options_.bootstrap_peers;
   so.raft.tick_interval = options_.tick;
+  // The control loops wake only the agents whose tasks the applied entries
+  // touched, read from the watch log; it must hold a whole orchestrator
+  // transaction (10,000 mutations) plus the status merges beside it, or they
+  // fall back to checking every parked agent.
+  so.watch_capacity = std::max<size_t>(so.watch_capacity, 30'000);
   store::ReplicatedStoreDeps deps{raft_disk_.get(), applied_.get(), transport_.get(),
                                   random_.get()};
   auto store = store::ReplicatedStore::Open(so, deps);

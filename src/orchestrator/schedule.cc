@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <string_view>
 #include <unordered_map>
 
 #include "pass.h"
@@ -12,19 +13,6 @@
 namespace shoal::orchestrator::internal {
 
 namespace {
-
-// What the scheduler reads of a task, and nothing else: the assigned tasks
-// of a large cluster are copied on every pass that schedules something.
-v1::Task ForScheduler(const v1::Task& t, bool pending) {
-  v1::Task s;
-  s.mutable_meta()->set_id(t.meta().id());
-  s.set_service_id(t.service_id());
-  s.set_node_id(t.node_id());
-  *s.mutable_resources()->mutable_reservations() = t.resources().reservations();
-  *s.mutable_endpoint()->mutable_ports() = t.endpoint().ports();
-  if (pending) *s.mutable_placement() = t.placement();
-  return s;
-}
 
 struct Pending {
   const v1::Task* read = nullptr;  // null for a task created in this pass
@@ -42,15 +30,18 @@ v1::Task* Writable(Pass& p, const Pending& pe) {
 }  // namespace
 
 void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
-  std::vector<v1::Task> assigned;
+  // The scheduler reads the tasks where they are: a large cluster's assigned
+  // tasks are not copied on every pass.
+  std::vector<const v1::Task*> assigned;
   std::vector<Pending> pending;
+  assigned.reserve(tasks.size());
   for (const v1::Task* read : tasks) {
     const v1::Task* t = p.changes.View(*read);
     if (t == nullptr || !IsLive(*t)) continue;
     if (!IsAssigned(*t)) {
       pending.push_back({read, nullptr, t});
     } else if (t->status().state() < v1::TASK_COMPLETE) {
-      assigned.push_back(ForScheduler(*t, false));
+      assigned.push_back(t);
     }
   }
   for (v1::Task* t : p.changes.Created()) pending.push_back({nullptr, t, t});
@@ -69,22 +60,33 @@ void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
     if (int c = a.node_id().compare(b.node_id()); c != 0) return c < 0;
     return a.meta().id() < b.meta().id();
   });
-  std::vector<v1::Task> batch;
-  std::unordered_map<std::string, size_t> position;
+  std::vector<const v1::Task*> batch;
+  std::unordered_map<std::string_view, size_t> position;
   batch.reserve(pending.size());
+  position.reserve(pending.size());
   for (size_t i = 0; i < pending.size(); ++i) {
-    batch.push_back(ForScheduler(*pending[i].view, true));
+    batch.push_back(pending[i].view);
     position[pending[i].view->meta().id()] = i;
   }
-  std::vector<v1::Node> nodes;
+  std::vector<const v1::Node*> nodes;
   nodes.reserve(p.nodes.size());
-  for (const auto& [id, node] : p.nodes) nodes.push_back(*node);
+  for (const auto& [id, node] : p.nodes) nodes.push_back(node);
 
   scheduler::Decision decision = scheduler::Schedule(nodes, assigned, batch);
+  // What the scheduler placed in this pass, as it would read it next pass
+  // (only needed to explain the unplaced again, below).
+  std::vector<v1::Task> placed;
+  if (!decision.unplaced.empty()) placed.reserve(decision.assigned.size());
   for (const scheduler::Assignment& a : decision.assigned) {
     size_t i = position.at(a.task_id);
-    batch[i].set_node_id(a.node_id);
-    assigned.push_back(batch[i]);
+    if (!decision.unplaced.empty()) {
+      v1::Task s;
+      s.set_service_id(batch[i]->service_id());
+      s.set_node_id(a.node_id);
+      *s.mutable_resources()->mutable_reservations() = batch[i]->resources().reservations();
+      *s.mutable_endpoint()->mutable_ports() = batch[i]->endpoint().ports();
+      placed.push_back(std::move(s));
+    }
     v1::Task* t = Writable(p, pending[i]);
     if (t == nullptr) continue;
     t->set_node_id(a.node_id);
@@ -100,7 +102,8 @@ void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
   // the next pass sees exactly those placements, so it computes the same
   // message and an idle cluster produces no mutations. (Placement only ever
   // gets harder as tasks are added, so this call places nothing.)
-  std::vector<v1::Task> unplaced;
+  for (const v1::Task& s : placed) assigned.push_back(&s);
+  std::vector<const v1::Task*> unplaced;
   for (const scheduler::Unplaced& u : decision.unplaced) {
     unplaced.push_back(batch[position.at(u.task_id)]);
   }

@@ -2,248 +2,225 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
+#include <optional>
 #include <string_view>
-#include <tuple>
+#include <unordered_map>
+
+#include "filters.h"
 
 namespace shoal::scheduler {
 
+using internal::NodeLoad;
+
 namespace {
 
-// What the scheduler tracks of a node while it places a batch.
-struct NodeLoad {
-  const v1::Node* node = nullptr;
-  std::map<std::string, int> per_service;  // service id -> tasks
-  int total = 0;
-  int64_t cpus = 0;                  // reserved nano CPUs
-  int64_t memory = 0;                // reserved bytes
-  std::set<std::string> host_ports;  // "8080/tcp"
+// The nodes of one spread label group (all nodes when the batch has no
+// spread preferences) that passed the static filters, as a min-heap on
+// (tasks of the service, tasks overall, node id).
+struct Group {
+  std::vector<int*> counts;  // per preference: tasks of the service in this group's label value
+  std::vector<size_t> heap;  // node indexes
+  bool top_checked = false;  // the top passed the dynamic filters since it last changed
 };
 
-std::string PortKey(const v1::PortConfig& p) {
-  return std::to_string(p.published()) + "/" + (p.protocol().empty() ? "tcp" : p.protocol());
-}
-
-void AddTask(NodeLoad& load, const v1::Task& t) {
-  load.per_service[t.service_id()]++;
-  load.total++;
-  load.cpus += t.resources().reservations().nano_cpus();
-  load.memory += t.resources().reservations().memory_bytes();
-  for (const auto& p : t.endpoint().ports()) {
-    if (p.mode() == v1::PortConfig::PUBLISH_HOST && p.published() != 0)
-      load.host_ports.insert(PortKey(p));
-  }
-}
-
-// The value a constraint's left-hand side has on a node; false when the node
-// has no such attribute (a missing label never equals anything).
-bool Attribute(const v1::Node& n, const std::string& lhs, std::string* out) {
-  auto label = [&](std::string_view prefix, const auto& labels) {
-    auto it = labels.find(lhs.substr(prefix.size()));
-    if (it == labels.end()) return false;
-    *out = it->second;
-    return true;
+class Batch {
+  // std heaps keep the greatest on top: "later" means a worse score.
+  struct Worse {
+    const Batch* b;
+    bool operator()(size_t x, size_t y) const { return b->Less(y, x); }
   };
-  if (lhs.rfind("node.labels.", 0) == 0) return label("node.labels.", n.spec().labels());
-  if (lhs.rfind("engine.labels.", 0) == 0) {
-    return label("engine.labels.", n.description().engine_labels());
-  }
-  if (lhs == "node.id") {
-    *out = n.meta().id();
-  } else if (lhs == "node.hostname") {
-    *out = n.description().hostname();
-  } else if (lhs == "node.role") {
-    *out = n.spec().desired_role() == v1::NodeSpec::ROLE_MANAGER ? "manager" : "worker";
-  } else if (lhs == "node.platform.os") {
-    *out = n.description().os();
-  } else if (lhs == "node.platform.arch") {
-    *out = n.description().arch();
-  } else {
-    return false;
-  }
-  return true;
-}
+  Worse Later() const { return Worse{this}; }
 
-// "lhs == rhs" / "lhs != rhs" as the stack loader normalised them.
-bool Satisfies(const v1::Node& n, const std::string& constraint) {
-  size_t pos = constraint.find("==");
-  bool eq = true;
-  if (pos == std::string::npos) {
-    pos = constraint.find("!=");
-    eq = false;
-  }
-  if (pos == std::string::npos) return false;
-  auto trim = [](std::string s) {
-    s.erase(0, s.find_first_not_of(' '));
-    s.erase(s.find_last_not_of(' ') + 1);
-    return s;
-  };
-  std::string lhs = trim(constraint.substr(0, pos)), rhs = trim(constraint.substr(pos + 2));
-  std::string value;
-  bool has = Attribute(n, lhs, &value);
-  // Labels compare case-sensitively, as in Swarm; names and roles too.
-  return eq ? (has && value == rhs) : (!has || value != rhs);
-}
+ public:
+  Batch(std::vector<NodeLoad>& loads, const v1::Task& like) : loads_(loads), like_(like) {}
 
-// The first filter that refuses the node, as the words of a message; "" if none.
-std::string Refusal(const NodeLoad& load, const v1::Task& task) {
-  const v1::Node& n = *load.node;
-  if (n.status().state() != v1::NodeStatus::STATE_READY) return "not ready";
-  switch (n.spec().availability()) {
-    case v1::NodeSpec::AVAILABILITY_PAUSE:
-      return "paused";
-    case v1::NodeSpec::AVAILABILITY_DRAIN:
-      return "drained";
-    default:
-      break;
-  }
-  for (const auto& c : task.placement().constraints()) {
-    if (!Satisfies(n, c)) return "constraint " + c;
-  }
-  const auto& want = task.resources().reservations();
-  if (want.nano_cpus() > 0 && load.cpus + want.nano_cpus() > n.description().nano_cpus()) {
-    return "insufficient CPU";
-  }
-  if (want.memory_bytes() > 0 &&
-      load.memory + want.memory_bytes() > n.description().memory_bytes()) {
-    return "insufficient memory";
-  }
-  for (const auto& p : task.endpoint().ports()) {
-    if (p.mode() == v1::PortConfig::PUBLISH_HOST && p.published() != 0 &&
-        load.host_ports.count(PortKey(p))) {
-      return "host port " + PortKey(p) + " in use";
-    }
-  }
-  uint64_t max = task.placement().max_replicas_per_node();
-  if (max > 0) {
-    auto it = load.per_service.find(task.service_id());
-    if (it != load.per_service.end() && static_cast<uint64_t>(it->second) >= max) {
-      return "max replicas per node (" + std::to_string(max) + ")";
-    }
-  }
-  return "";
-}
-
-std::string Message(const std::map<std::string, int>& reasons, size_t nodes) {
-  // Most common reason first, then by name, so the message is stable.
-  std::vector<std::pair<int, std::string>> sorted;
-  for (const auto& [r, c] : reasons) sorted.push_back({-c, r});
-  std::sort(sorted.begin(), sorted.end());
-  std::string msg = "0/" + std::to_string(nodes) + " nodes";
-  if (nodes == 0) return msg + ": the cluster has no nodes";
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    msg += i == 0 ? ": " : ", ";
-    msg += std::to_string(-sorted[i].first) + " " + sorted[i].second;
-  }
-  return msg;
-}
-
-// Tasks of the service in each label group of each spread preference
-// (`without`: the group of nodes that lack the label). Counted once per task,
-// not once per candidate node, so that spreading costs nodes, not nodes².
-struct SpreadCounts {
-  std::vector<std::map<std::string, int>> with;
-  std::vector<int> without;
-};
-
-SpreadCounts CountSpread(const std::vector<NodeLoad>& all, const v1::Task& task) {
-  const auto& prefs = task.placement().spread();
-  SpreadCounts c;
-  c.with.resize(prefs.size());
-  c.without.resize(prefs.size());
-  if (prefs.empty()) return c;
-  for (const auto& load : all) {
-    auto it = load.per_service.find(task.service_id());
-    if (it == load.per_service.end()) continue;
-    for (int i = 0; i < prefs.size(); ++i) {
-      std::string v;
-      if (Attribute(*load.node, prefs[i], &v)) {
-        c.with[i][v] += it->second;
-      } else {
-        c.without[i] += it->second;
+  // Sorts the nodes into groups and heaps: O(N log N) at worst.
+  void Prepare() {
+    const auto& prefs = like_.placement().spread();
+    const std::string& service = like_.service_id();
+    mine_.resize(loads_.size());
+    with_.resize(prefs.size());
+    without_.assign(prefs.size(), 0);
+    std::map<std::vector<std::optional<std::string>>, size_t> group_of;
+    node_group_.assign(loads_.size(), SIZE_MAX);
+    std::vector<std::optional<std::string>> key(prefs.size());
+    for (size_t i = 0; i < loads_.size(); ++i) {
+      const NodeLoad& load = loads_[i];
+      mine_[i] = load.Of(service);
+      for (int p = 0; p < prefs.size(); ++p) {
+        std::string v;
+        if (internal::Attribute(*load.node, prefs[p], &v)) {
+          with_[p][v] += mine_[i];
+          key[p] = std::move(v);
+        } else {
+          without_[p] += mine_[i];
+          key[p].reset();
+        }
       }
+      std::string why = internal::StaticRefusal(*load.node, like_);
+      if (!why.empty()) {
+        reasons_[why]++;
+        continue;
+      }
+      auto [it, added] = group_of.emplace(key, groups_.size());
+      if (added) {
+        Group g;
+        for (int p = 0; p < prefs.size(); ++p) {
+          g.counts.push_back(key[p] ? &with_[p][*key[p]] : &without_[p]);
+        }
+        groups_.push_back(std::move(g));
+      }
+      node_group_[i] = it->second;
+      groups_[it->second].heap.push_back(i);
     }
+    for (Group& g : groups_) std::make_heap(g.heap.begin(), g.heap.end(), Later());
   }
-  return c;
-}
 
-// Spread score: tasks of the service in the node's group for each preference
-// (lower is better), then on the node, then overall, then the node id.
-using Score = std::tuple<std::vector<int>, int, int, std::string_view>;
-
-Score ScoreOf(const NodeLoad& load, const v1::Task& task, const SpreadCounts& spread) {
-  std::vector<int> groups;
-  const auto& prefs = task.placement().spread();
-  for (int i = 0; i < prefs.size(); ++i) {
-    std::string mine;
-    if (Attribute(*load.node, prefs[i], &mine)) {
-      auto it = spread.with[i].find(mine);
-      groups.push_back(it == spread.with[i].end() ? 0 : it->second);
-    } else {
-      groups.push_back(spread.without[i]);
+  // The node for the next task of the batch (its index), or nullopt when no
+  // node can take it; then the batch's reasons explain why.
+  std::optional<size_t> Pick() {
+    Group* best = nullptr;
+    for (Group& g : groups_) {
+      if (!CheckTop(g)) continue;
+      if (best == nullptr || Better(g, *best)) best = &g;
     }
+    if (best == nullptr) return std::nullopt;
+    return best->heap.front();
   }
-  auto it = load.per_service.find(task.service_id());
-  int mine = it == load.per_service.end() ? 0 : it->second;
-  return {groups, mine, load.total, load.node->meta().id()};
-}
 
-std::vector<NodeLoad> Loads(const std::vector<v1::Node>& nodes,
-                            const std::vector<v1::Task>& assigned) {
-  std::vector<NodeLoad> loads(nodes.size());
-  std::map<std::string, size_t> by_id;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    loads[i].node = &nodes[i];
-    by_id[nodes[i].meta().id()] = i;
+  // Records `task` (like the batch's) on node `i`, which Pick returned.
+  void Place(size_t i, const v1::Task& task) {
+    Group& g = groups_[node_group_[i]];
+    std::pop_heap(g.heap.begin(), g.heap.end(), Later());
+    internal::AddTask(loads_[i], task);
+    mine_[i]++;
+    for (int* c : g.counts) ++*c;
+    std::push_heap(g.heap.begin(), g.heap.end(), Later());
+    g.top_checked = false;
   }
-  for (const auto& t : assigned) {
-    auto it = by_id.find(t.node_id());
-    if (it != by_id.end()) AddTask(loads[it->second], t);
+
+  const std::map<std::string, int>& reasons() const { return reasons_; }
+
+ private:
+  bool Less(size_t x, size_t y) const {
+    if (mine_[x] != mine_[y]) return mine_[x] < mine_[y];
+    if (loads_[x].total != loads_[y].total) return loads_[x].total < loads_[y].total;
+    return loads_[x].node->meta().id() < loads_[y].node->meta().id();
   }
-  return loads;
+
+  // Drops refused nodes from the top of `g` until one passes; false when
+  // none is left.
+  bool CheckTop(Group& g) {
+    while (!g.top_checked) {
+      if (g.heap.empty()) return false;
+      std::string why = internal::DynamicRefusal(loads_[g.heap.front()], like_);
+      if (why.empty()) {
+        g.top_checked = true;
+        break;
+      }
+      // Refused for good in this batch: only placing here changes its load.
+      reasons_[why]++;
+      std::pop_heap(g.heap.begin(), g.heap.end(), Later());
+      g.heap.pop_back();
+    }
+    return true;
+  }
+
+  // The spread score: group counts per preference, then the top node's.
+  bool Better(const Group& a, const Group& b) const {
+    for (size_t p = 0; p < a.counts.size(); ++p) {
+      if (*a.counts[p] != *b.counts[p]) return *a.counts[p] < *b.counts[p];
+    }
+    return Less(a.heap.front(), b.heap.front());
+  }
+
+  std::vector<NodeLoad>& loads_;
+  const v1::Task& like_;
+  std::vector<int> mine_;  // tasks of the service per node
+  std::vector<std::map<std::string, int>> with_;
+  std::vector<int> without_;
+  std::vector<Group> groups_;
+  std::vector<size_t> node_group_;
+  std::map<std::string, int> reasons_;  // refused nodes by first refusing filter
+};
+
+// A global task: only its own node is considered.
+void PlaceBound(std::vector<NodeLoad>& loads,
+                const std::unordered_map<std::string_view, size_t>& by_id, const v1::Task& task,
+                Decision& d) {
+  std::map<std::string, int> reasons;
+  auto it = by_id.find(task.node_id());
+  if (it != by_id.end()) {
+    NodeLoad& load = loads[it->second];
+    std::string why = internal::Refusal(load, task);
+    if (why.empty()) {
+      internal::AddTask(load, task);
+      d.assigned.push_back({task.meta().id(), load.node->meta().id()});
+      return;
+    }
+    reasons[why]++;
+  }
+  d.unplaced.push_back({task.meta().id(), internal::Message(reasons, 1)});
 }
 
 }  // namespace
 
-Decision Schedule(const std::vector<v1::Node>& nodes, const std::vector<v1::Task>& assigned,
-                  const std::vector<v1::Task>& pending) {
-  std::vector<NodeLoad> loads = Loads(nodes, assigned);
+Decision Schedule(const std::vector<const v1::Node*>& nodes,
+                  const std::vector<const v1::Task*>& assigned,
+                  const std::vector<const v1::Task*>& pending) {
+  std::vector<NodeLoad> loads = internal::Loads(nodes, assigned);
+  std::unordered_map<std::string_view, size_t> by_id;
+  by_id.reserve(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) by_id[nodes[i]->meta().id()] = i;
   Decision d;
-  for (const auto& task : pending) {
-    std::map<std::string, int> reasons;
-    NodeLoad* best = nullptr;
-    Score best_score;
-    const SpreadCounts spread = CountSpread(loads, task);
-    for (auto& load : loads) {
-      // A global task belongs to one node: only that node is considered.
-      if (!task.node_id().empty() && load.node->meta().id() != task.node_id()) continue;
-      std::string why = Refusal(load, task);
-      if (!why.empty()) {
-        reasons[why]++;
-        continue;
-      }
-      Score s = ScoreOf(load, task, spread);
-      if (!best || s < best_score) {
-        best = &load;
-        best_score = std::move(s);
-      }
-    }
-    if (!best) {
-      size_t considered = task.node_id().empty() ? loads.size() : 1;
-      d.unplaced.push_back({task.meta().id(), Message(reasons, considered)});
+  d.assigned.reserve(pending.size());
+  for (size_t begin = 0; begin < pending.size();) {
+    const v1::Task& first = *pending[begin];
+    if (!first.node_id().empty()) {
+      PlaceBound(loads, by_id, first, d);
+      ++begin;
       continue;
     }
-    AddTask(*best, task);
-    d.assigned.push_back({task.meta().id(), best->node->meta().id()});
+    size_t end = begin + 1;
+    while (end < pending.size() && internal::SameNeeds(first, *pending[end])) ++end;
+    Batch batch(loads, first);
+    batch.Prepare();
+    size_t k = begin;
+    for (; k < end; ++k) {
+      std::optional<size_t> node = batch.Pick();
+      if (!node) break;
+      batch.Place(*node, *pending[k]);
+      d.assigned.push_back({pending[k]->meta().id(), loads[*node].node->meta().id()});
+    }
+    if (k < end) {
+      // Nothing changes any more in this batch: the rest share one message.
+      std::string why = internal::Message(batch.reasons(), loads.size());
+      for (; k < end; ++k) d.unplaced.push_back({pending[k]->meta().id(), why});
+    }
+    begin = end;
   }
   return d;
 }
 
+Decision Schedule(const std::vector<v1::Node>& nodes, const std::vector<v1::Task>& assigned,
+                  const std::vector<v1::Task>& pending) {
+  auto pointers = [](const auto& values) {
+    std::vector<const typename std::decay_t<decltype(values)>::value_type*> out;
+    out.reserve(values.size());
+    for (const auto& v : values) out.push_back(&v);
+    return out;
+  };
+  return Schedule(pointers(nodes), pointers(assigned), pointers(pending));
+}
+
 std::string Explain(const v1::Node& node, const std::vector<v1::Task>& assigned,
                     const v1::Task& task) {
-  std::vector<v1::Node> one = {node};
-  std::vector<NodeLoad> loads = Loads(one, assigned);
-  return Refusal(loads[0], task);
+  NodeLoad load;
+  load.node = &node;
+  for (const v1::Task& t : assigned) {
+    if (t.node_id() == node.meta().id()) internal::AddTask(load, t);
+  }
+  return internal::Refusal(load, task);
 }
 
 }  // namespace shoal::scheduler

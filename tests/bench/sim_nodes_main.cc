@@ -6,6 +6,10 @@
 //
 //   shoal_sim_nodes --managers A,B,C --token T --nodes N --data DIR
 //                   [--prefix sim] [--join-parallel 16] [--stats SECONDS]
+//                   [--disk-store]
+//
+// The agents' databases live in memory (AgentOptions::in_memory_store)
+// unless --disk-store asks for a LevelDB per node under DIR/<hostname>.
 //
 // Prints timings of each phase on stderr, then "READY <nodes>" on stdout once
 // every agent holds a session with the leader. Exits (at once, without
@@ -55,6 +59,7 @@ struct Flags {
   std::string prefix = "sim";
   int join_parallel = 16;
   int stats_s = 0;
+  bool disk_store = false;
 };
 
 std::vector<std::string> Split(const std::string& s) {
@@ -91,6 +96,8 @@ bool Parse(int argc, char** argv, Flags* f) {
       f->join_parallel = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--stats") {
       f->stats_s = std::atoi(value().c_str());
+    } else if (a == "--disk-store") {
+      f->disk_store = true;
     } else {
       std::fprintf(stderr, "shoal_sim_nodes: unknown flag %s\n", a.c_str());
       return false;
@@ -251,7 +258,8 @@ int main(int argc, char** argv) {
   }
   double join_s = Since(t0);
 
-  // 2. An agent per node, each with its own LevelDB under DIR/<hostname>.
+  // 2. An agent per node, each with its own LevelDB (in memory, or under
+  // DIR/<hostname> with --disk-store).
   auto t1 = Clock::now();
   for (auto& n : nodes) {
     std::string dir = f.data + "/" + n.hostname;
@@ -262,6 +270,7 @@ int main(int argc, char** argv) {
     ao.node_id = n.node_id;
     ao.data_dir = dir;
     ao.description = Describe(n.hostname);
+    ao.in_memory_store = !f.disk_store;
     auto a = shoal::agent::Agent::Open(ao, n.executor.get(), n.client.get());
     if (!a.ok()) {
       std::fprintf(stderr, "shoal_sim_nodes: %s: %s\n", n.hostname.c_str(),

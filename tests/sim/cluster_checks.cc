@@ -178,23 +178,28 @@ std::string ClusterSim::CheckNodesAndAgents(const store::State& s) {
     if (!h.agent || !h.agent->connected() || !h.agent->have_full_set()) {
       return h.hostname + "'s agent is not connected with a full assignment set";
     }
-    std::map<std::string, uint64_t> want;
+    // The dispatcher sends a task again when what the agent acts on changed
+    // (desired state, or a status that became final), not for the agent's
+    // own status reports: the agent holds each task with those as the store.
+    std::map<std::string, const v1::Task*> want;
     for (const v1::Mutation* m : s.Find(Kind::kTask, "node", h.node_id)) {
-      if (m->task().status().state() >= v1::TASK_ASSIGNED) {
-        want[m->task().meta().id()] = m->task().meta().version();
-      }
+      if (m->task().status().state() >= v1::TASK_ASSIGNED) want[m->task().meta().id()] = &m->task();
     }
-    std::map<std::string, uint64_t> have;
-    for (const auto& [id, t] : h.agent->tasks()) have[id] = t.meta().version();
-    for (const auto& [id, v] : want) {
+    const auto& have = h.agent->tasks();
+    for (const auto& [id, t] : want) {
       auto it = have.find(id);
       if (it == have.end()) return h.hostname + "'s agent never received task " + id;
-      if (it->second != v) {
-        return h.hostname + "'s agent holds version " + std::to_string(it->second) + " of task " +
-               id + ", the store " + std::to_string(v);
+      bool final_here = it->second.status().state() >= v1::TASK_COMPLETE;
+      bool final_there = t->status().state() >= v1::TASK_COMPLETE;
+      if (it->second.desired_state() != t->desired_state() || final_here != final_there) {
+        return h.hostname + "'s agent holds version " +
+               std::to_string(it->second.meta().version()) + " of task " + id + " (desired " +
+               StateName(it->second.desired_state()) + "), the store " +
+               std::to_string(t->meta().version()) + " (desired " + StateName(t->desired_state()) +
+               ")";
       }
     }
-    for (const auto& [id, v] : have) {
+    for (const auto& [id, t] : have) {
       if (!want.count(id)) return h.hostname + "'s agent still holds task " + id;
     }
   }

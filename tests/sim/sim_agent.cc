@@ -232,8 +232,7 @@ void SimAgent::Reconcile(int64_t now_ns) {
       }
       Trace("start " + id + " (" + task.service_name() + " slot " + std::to_string(task.slot()) +
             ")");
-      observed_[id] = st;
-      report_now_ = true;
+      Observe(id, st);
       continue;
     }
     if (!should_run && known && !exited) {
@@ -249,8 +248,7 @@ void SimAgent::Reconcile(int64_t now_ns) {
         st.set_state(v1::TASK_SHUTDOWN);
         st.set_message("not running here");
         st.set_timestamp_ns(now_ns);
-        observed_[id] = st;
-        report_now_ = true;
+        Observe(id, st);
       }
     }
   }
@@ -268,6 +266,7 @@ void SimAgent::Reconcile(int64_t now_ns) {
       seen_.erase(id);
       started_.erase(id);
       observed_.erase(id);
+      unreported_.erase(id);
     }
   }
   for (const auto& [id, obs] : seen) {
@@ -290,23 +289,34 @@ void SimAgent::Reconcile(int64_t now_ns) {
       continue;
     }
     st.set_timestamp_ns(now_ns);
-    observed_[id] = st;
-    report_now_ = true;
+    Observe(id, st);
   }
+}
+
+void SimAgent::Observe(const std::string& id, const v1::TaskStatus& st) {
+  observed_[id] = st;
+  unreported_.insert(id);
+  if (hb_call_) changed_in_flight_.insert(id);
+  report_now_ = true;
 }
 
 void SimAgent::StartHeartbeat(int64_t now_ns) {
   v1::HeartbeatRequest req;
   req.set_node_id(options_.node_id);
   req.set_session_id(session_id_);
-  *req.mutable_description() = options_.description;
-  // Every task's latest status, each time: the dispatcher drops what it
-  // already has, and a report lost with a failed call is simply sent again.
+  // The description until a heartbeat of this session is answered; the
+  // statuses not yet carried by an answered heartbeat of this session (all
+  // of them in a new one). A report lost with a failed call is sent again.
+  if (!described_) *req.mutable_description() = options_.description;
+  hb_sent_.clear();
+  hb_session_ = session_id_;
   for (const auto& [id, st] : observed_) {
     if (!tasks_.count(id)) continue;
+    if (!report_all_ && !unreported_.count(id)) continue;
     v1::TaskStatusUpdate* u = req.add_updates();
     u->set_task_id(id);
     *u->mutable_status() = st;
+    hb_sent_.push_back(id);
   }
   hb_call_ = Call{Call::kHeartbeat, net_->NextCallId(), CurrentManager(),
                   now_ns + options_.heartbeat_deadline_ns};
@@ -328,6 +338,21 @@ void SimAgent::FinishHeartbeat(Result<v1::HeartbeatReply> reply, int64_t now_ns)
     period_ns_ = reply->period_ns() / 1'000'000 * 1'000'000;
     next_heartbeat_ = now_ns + period_ns_;
   }
+  if (reply->session_id() != hb_session_) {
+    // A new session: the next heartbeat (at once) carries everything.
+    described_ = false;
+    report_all_ = true;
+    report_now_ = true;
+  } else {
+    described_ = true;
+    report_all_ = false;
+    // Statuses observed while the call was out are newer than those it
+    // carried: they stay unreported.
+    for (const std::string& id : hb_sent_) {
+      if (!changed_in_flight_.count(id)) unreported_.erase(id);
+    }
+  }
+  changed_in_flight_.clear();
   if (reply->session_id() != session_id_) {
     Trace("session " + reply->session_id());
     session_id_ = reply->session_id();

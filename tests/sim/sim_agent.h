@@ -10,8 +10,9 @@
 //                   generation it knows (0: a full set), and queues replies;
 //   work "thread"   applies queued replies, reconciles the executor against
 //                   the assignments every poll interval, and heartbeats (with
-//                   every task's latest status) every period, or at once when
-//                   something changed. While its heartbeat is in flight it is
+//                   the statuses not yet carried by an answered heartbeat of
+//                   the session, all of them in a new session) every period,
+//                   or at once when something changed. While its heartbeat is in flight it is
 //                   blocked, as agent.cc's work thread is.
 //
 // The agent's LevelDB (its tasks) is a map owned by the simulation's host, so
@@ -22,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -105,6 +107,8 @@ class SimAgent {
   void PollStep(int64_t now_ns);
   void WorkStep(int64_t now_ns);
   void StartHeartbeat(int64_t now_ns);
+  // Records a status to report (agent.cc: Agent::Observe).
+  void Observe(const std::string& id, const v1::TaskStatus& st);
   void FinishHeartbeat(Result<v1::HeartbeatReply> reply, int64_t now_ns);
   void FinishAssignments(Result<v1::AssignmentsReply> reply, int64_t now_ns);
   void Apply(const v1::AssignmentsReply& reply);
@@ -147,6 +151,18 @@ class SimAgent {
   std::map<std::string, executor::Observed> seen_;
   bool have_full_set_ = false;
   bool report_now_ = false;
+  // agent.cc's heartbeat deltas: statuses not yet carried by an answered
+  // heartbeat of the current session, all of them after a new session.
+  std::set<std::string> unreported_;
+  bool report_all_ = true;
+  bool described_ = false;
+  // The heartbeat in flight: its session, the ids it carries, and the ids
+  // observed again meanwhile (agent.cc's work thread cannot observe while
+  // its heartbeat is out; here the work "thread" is blocked too, but keep
+  // the rule explicit).
+  std::string hb_session_;
+  std::vector<std::string> hb_sent_;
+  std::set<std::string> changed_in_flight_;
 };
 
 }  // namespace shoal::sim

@@ -125,15 +125,15 @@ TEST_CASE("assignments: full set first, then only changes, parked until somethin
   REQUIRE(got.removed_size() == 1);
   CHECK(got.removed(0) == "t1");
 
-  // A parked call is answered empty after a heartbeat period.
+  // A parked call is answered empty after assignments_wait_periods periods.
   req.set_known_generation(got.generation());
   d.Assignments(f.state, req, 0, [&](Status, v1::AssignmentsReply r) {
     got = r;
     ++calls;
   });
-  d.Tick(f.state, kSec / 2);
-  CHECK(calls == 3);
   d.Tick(f.state, kSec);
+  CHECK(calls == 3);
+  d.Tick(f.state, 5 * kSec);
   CHECK(calls == 4);
   CHECK(got.tasks_size() == 0);
 }
@@ -240,6 +240,103 @@ TEST_CASE("stepping down fails parked calls so agents find the new leader") {
   d.Assignments(f.state, req, 0, [&](Status s, v1::AssignmentsReply) { got = s; });
   d.StepDown();
   CHECK(got.code() == Code::kUnavailable);
+}
+
+}  // namespace shoal::dispatcher
+
+namespace shoal::dispatcher {
+
+TEST_CASE("applied events wake only the nodes whose tasks changed, and not for statuses") {
+  Fixture f;
+  f.AddNode("n1");
+  f.AddNode("n2");
+  f.AddTask("t1", "n1", v1::TASK_ASSIGNED);
+  f.AddTask("t2", "n2", v1::TASK_ASSIGNED);
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 0);
+  std::map<std::string, int> calls;
+  std::map<std::string, v1::AssignmentsReply> got;
+  std::map<std::string, std::string> session;
+  for (const char* node : {"n1", "n2"}) {
+    auto hb = d.Heartbeat(f.state, Beat(node, "?"), 0);
+    REQUIRE(hb.ok());
+    session[node] = hb->session_id();
+    // A full set, then a call that parks.
+    v1::AssignmentsRequest req;
+    req.set_node_id(node);
+    req.set_session_id(session[node]);
+    d.Assignments(f.state, req, 0, [&, n = std::string(node)](Status, v1::AssignmentsReply r) {
+      got[n] = r;
+      ++calls[n];
+    });
+    req.set_known_generation(got[node].generation());
+    d.Assignments(f.state, req, 0, [&, n = std::string(node)](Status, v1::AssignmentsReply r) {
+      got[n] = r;
+      ++calls[n];
+    });
+  }
+  REQUIRE(calls["n1"] == 1);
+  REQUIRE(calls["n2"] == 1);
+  REQUIRE(d.waiting() == 2);
+
+  // The agent's own status report changes the task's version: nobody wakes.
+  std::vector<store::Event> events;
+  v1::Mutation st;
+  st.set_op(v1::Mutation::OP_TASK_STATUS);
+  st.mutable_task()->mutable_meta()->set_id("t1");
+  st.mutable_task()->mutable_status()->set_state(v1::TASK_RUNNING);
+  v1::Command c;
+  *c.mutable_transaction()->add_mutations() = st;
+  REQUIRE(f.state.Apply(++f.index, c, &events).ok());
+  d.Changed(f.state, events);
+  CHECK(calls["n1"] == 1);
+  CHECK(d.waiting() == 2);
+
+  // A new desired state for t1 wakes n1 only.
+  v1::Task t1 = *f.state.Get<v1::Task>("t1");
+  t1.set_desired_state(v1::TASK_SHUTDOWN);
+  store::Txn txn;
+  txn.Put(t1);
+  events.clear();
+  REQUIRE(f.state.Apply(++f.index, std::move(txn).Build("test", 1), &events).ok());
+  d.Changed(f.state, events);
+  CHECK(calls["n1"] == 2);
+  CHECK(calls["n2"] == 1);
+  REQUIRE(got["n1"].tasks_size() == 1);
+  CHECK(got["n1"].tasks(0).desired_state() == v1::TASK_SHUTDOWN);
+  CHECK(d.waiting() == 1);
+}
+
+TEST_CASE("status reports whose proposal failed are queued again, unless newer ones came") {
+  Fixture f;
+  f.AddNode("n1");
+  f.AddTask("t1", "n1", v1::TASK_ASSIGNED);
+  f.AddTask("t2", "n1", v1::TASK_ASSIGNED);
+  Dispatcher d({});
+  d.BecomeLeader(f.state, 0);
+  auto report = [&](const std::string& task, v1::TaskState s) {
+    v1::HeartbeatRequest r = Beat("n1");
+    auto* u = r.add_updates();
+    u->set_task_id(task);
+    u->mutable_status()->set_state(s);
+    REQUIRE(d.Heartbeat(f.state, r, 0).ok());
+  };
+  report("t1", v1::TASK_STARTING);
+  report("t2", v1::TASK_STARTING);
+  std::vector<v1::Mutation> taken;
+  for (auto& m : d.TakeMutations(f.state, 0)) {
+    if (m.op() == v1::Mutation::OP_TASK_STATUS) taken.push_back(m);
+  }
+  REQUIRE(taken.size() == 2);
+  report("t2", v1::TASK_RUNNING);  // newer than the failed one
+  d.Requeue(taken);
+  std::map<std::string, v1::TaskState> again;
+  for (auto& m : d.TakeMutations(f.state, 0)) {
+    if (m.op() == v1::Mutation::OP_TASK_STATUS)
+      again[m.task().meta().id()] = m.task().status().state();
+  }
+  CHECK(again ==
+        std::map<std::string, v1::TaskState>{{"t1", v1::TASK_STARTING}, {"t2", v1::TASK_RUNNING}});
 }
 
 }  // namespace shoal::dispatcher

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,7 +27,8 @@
 
 namespace leveldb {
 class DB;
-}
+class Env;
+}  // namespace leveldb
 
 namespace shoal::agent {
 
@@ -52,6 +54,18 @@ struct AgentOptions {
   std::chrono::milliseconds heartbeat_period{1000};
   // How often the executor is polled.
   std::chrono::milliseconds poll_interval{100};
+  // How long a new status waits for the heartbeat that reports it (others
+  // observed meanwhile go with it).
+  std::chrono::milliseconds report_delay{150};
+  // Every this many polls, every task is reconciled, not only those whose
+  // assignment or observation changed (a safety net for a Stop the executor
+  // did not act on). An executor without incremental polls (PollChanges
+  // returns everything) has every task reconciled at every poll anyway.
+  int full_reconcile_every = 100;
+  // Keeps the agent's database in memory (LevelDB on a memory Env): nothing
+  // survives a restart, so tasks are not adopted. For simulated nodes and
+  // tests, where a thousand on-disk databases cost seconds and descriptors.
+  bool in_memory_store = false;
 };
 
 class Agent {
@@ -93,6 +107,10 @@ class Agent {
   void WorkLoop();
   void Apply(const v1::AssignmentsReply& reply);
   void Reconcile();
+  // Reconcile's work for one task id (assigned, or only known to the executor).
+  void ReconcileOne(const std::string& id);
+  // Records a status to report; sent with the next heartbeat.
+  void Observe(const std::string& id, v1::TaskStatus st);
   // The secrets and configs `task` needs, from what the dispatcher sent.
   std::vector<executor::TaskFile> TaskFiles(const v1::Task& task);
   void SendHeartbeat();
@@ -102,6 +120,7 @@ class Agent {
   AgentOptions options_;
   executor::Executor* executor_;
   DispatcherClient* client_;
+  std::unique_ptr<leveldb::Env> mem_env_;  // in_memory_store only; outlives db_
   std::unique_ptr<leveldb::DB> db_;
 
   // The executor's contract is one caller at a time; Logs() comes from gRPC.
@@ -118,10 +137,23 @@ class Agent {
   std::map<std::string, v1::Task> tasks_;                 // assigned, by id
   std::map<std::string, std::string> secrets_, configs_;  // name -> value, memory only
   std::map<std::string, v1::TaskStatus> observed_;        // last seen, by task id
+  // What the executor reported last, by task id (PollChanges merged in).
+  std::map<std::string, executor::Observed> seen_;
+  // Task ids to reconcile at the next poll: their assignment or observation
+  // changed. All of them after a full set and every full_reconcile_every polls.
+  std::set<std::string> dirty_;
+  bool all_dirty_ = true;
+  int polls_ = 0;
+  // Statuses in observed_ not yet carried by an answered heartbeat of the
+  // current session; all of them after a new session (report_all_).
+  std::set<std::string> unreported_;
+  bool report_all_ = true;
+  bool described_ = false;  // the current session has this node's description
   // Tasks handed to executor_->Start in this agent's life, adopted ones too.
   std::map<std::string, bool> started_;
   bool have_full_set_ = false;
   bool report_now_ = false;
+  std::chrono::steady_clock::time_point report_at_{};
   std::chrono::steady_clock::time_point next_heartbeat_{};
 
   std::atomic<bool> connected_{false};

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct Options {
   // object's heartbeat_period_ns / node_down_grace_ns override them when set.
   int64_t heartbeat_period_ns = 1'000'000'000;
   int64_t node_down_after_ns = 5'000'000'000;
+  // A parked Assignments call with nothing new is answered (empty) after
+  // this many heartbeat periods: each answer is a call more per node, and
+  // agents' calls wait up to 15 s.
+  int assignments_wait_periods = 5;
 };
 
 class Dispatcher {
@@ -50,27 +55,52 @@ class Dispatcher {
                                        int64_t now_ns);
   // Answers now when there is something new for the node (or the agent asks
   // for a full set), otherwise parks the call until Changed() finds something
-  // or a heartbeat period passes (then an empty incremental reply).
+  // or assignments_wait_periods heartbeat periods pass (then an empty
+  // incremental reply).
   void Assignments(const store::State& state, const v1::AssignmentsRequest& req, int64_t now_ns,
                    AssignmentsDone done);
 
-  // After the state changed: answers parked calls whose node has changes.
+  // After the state changed in unknown ways (a snapshot, a new term):
+  // answers every parked call whose node has changes.
   void Changed(const store::State& state);
-  // Periodic: answers parked calls that waited a heartbeat period.
+  // After the state changed by `events` (what the applied batches did, in
+  // order): answers the parked calls of the nodes whose tasks they touched,
+  // so a commit costs the tasks it changed, not every parked agent's diff.
+  void Changed(const store::State& state, const std::vector<store::Event>& events);
+  // Periodic: answers parked calls that waited long enough.
   void Tick(const store::State& state, int64_t now_ns);
 
   // Mutations to propose now: queued status reports (OP_TASK_STATUS, only
   // those that differ from the state) and node state changes (READY on a
-  // heartbeat, DOWN after node_down_after without one). Taking them clears
-  // the status queue; node changes are recomputed from the state each time,
-  // so a lost proposal is simply made again.
-  std::vector<v1::Mutation> TakeMutations(const store::State& state, int64_t now_ns);
+  // heartbeat, DOWN after node_down_after without one, a new description).
+  // Taking them clears the status queue: a caller whose proposal of them
+  // failed hands them back through Requeue, since agents report a status
+  // only until a heartbeat carrying it is answered. Node changes are
+  // recomputed from the state each time, so a lost proposal is simply made
+  // again.
+  //
+  // `sweep`: look at every node (for the timers: a node goes down without
+  // any call). Without it only the nodes whose heartbeat asked for a change
+  // (not READY in the state, a new description) are looked at, so that
+  // taking the status reports after each applied batch costs no walk over
+  // every node.
+  std::vector<v1::Mutation> TakeMutations(const store::State& state, int64_t now_ns,
+                                          bool sweep = true);
+  // OP_TASK_STATUS mutations from TakeMutations whose proposal failed: queued
+  // again unless a newer report arrived meanwhile. Others are ignored.
+  void Requeue(const std::vector<v1::Mutation>& statuses);
 
   int64_t heartbeat_period_ns(const store::State& state) const;
   int64_t node_down_after_ns(const store::State& state) const;
   size_t waiting() const { return waiters_.size(); }
 
  private:
+  // What an agent acts on of a task it holds; a change of anything else
+  // (its status, as the agent itself reported it) is not sent again.
+  struct Sent {
+    int desired = 0;
+    bool terminal = false;  // status COMPLETE or later
+  };
   struct Session {
     std::string id;
     int64_t last_heartbeat_ns = 0;
@@ -78,8 +108,11 @@ class Dispatcher {
     bool description_dirty = false;
     std::string addr;
     uint64_t generation = 0;
-    // What the agent holds: task id -> version sent.
-    std::map<std::string, uint64_t> sent;
+    // The node's tasks may have changed since the last Diff: an Assignments
+    // call that finds this false parks without diffing.
+    bool stale = true;
+    // What the agent holds: task id -> what of it was sent.
+    std::map<std::string, Sent> sent;
   };
   struct Waiter {
     std::string node_id;
@@ -92,6 +125,12 @@ class Dispatcher {
   // false when there is nothing to say.
   bool Diff(const store::State& state, const std::string& node_id, bool full, Session& s,
             v1::AssignmentsReply* reply);
+  // Answers the parked calls of the nodes `wake` lets through.
+  template <class Pred>
+  void Wake(const store::State& state, Pred wake);
+  // The managers, as every heartbeat reply lists them (cached until a node
+  // changes: walking every node per heartbeat costs nodes² a period).
+  const std::vector<v1::ManagerAddr>& Managers(const store::State& state);
 
   Options options_;
   bool leader_ = false;
@@ -100,6 +139,9 @@ class Dispatcher {
   std::map<std::string, Session> sessions_;         // node id ->
   std::map<std::string, v1::TaskStatus> statuses_;  // task id -> latest report
   std::vector<Waiter> waiters_;
+  std::set<std::string> attention_;  // nodes whose heartbeat wants a node change
+  std::vector<v1::ManagerAddr> managers_;
+  bool managers_valid_ = false;
 };
 
 }  // namespace shoal::dispatcher

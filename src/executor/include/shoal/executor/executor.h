@@ -83,6 +83,14 @@ class Executor {
   // previous life (adopted; their state as well as it can tell).
   virtual std::map<std::string, Observed> Poll() = 0;
 
+  // At least the tasks whose Observed changed since the previous Poll() or
+  // PollChanges() (a task that appears counts as changed; Remove() is the
+  // only way a task disappears). The default returns everything, which is
+  // always correct; an executor with many tasks (sim) returns only what
+  // changed, so that an agent's periodic poll costs what happened, not what
+  // it holds.
+  virtual std::map<std::string, Observed> PollChanges() { return Poll(); }
+
   // Up to `max_bytes` of the task's captured output (stdout and stderr, in
   // order) from byte `offset`; "" at the end. kNotFound for an unknown task.
   virtual Result<std::string> Logs(const std::string& task_id, uint64_t offset,

@@ -34,7 +34,8 @@ class ControlLoops {
   dispatcher::Dispatcher& dispatcher() { return dispatcher_; }
 
  private:
-  void RunDispatcher(int64_t now_ns);
+  // `sweep`: every node's timers too (ticks), not only the nodes that asked.
+  void RunDispatcher(int64_t now_ns, bool sweep);
   void RunOrchestrator(int64_t now_ns);
   void Propose(std::vector<v1::Mutation> mutations, const char* who, int64_t now_ns,
                std::function<void(Status)> done);

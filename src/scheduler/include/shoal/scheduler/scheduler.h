@@ -40,7 +40,21 @@ struct Decision {
 // service should come together so they are spread as a batch) on `nodes`,
 // given the tasks already assigned (`assigned`: their node_id is set and their
 // desired state is not past RUNNING). Global tasks name their node already and
-// are only checked against it. Neither input is modified.
+// are only checked against it. Neither input is modified; the pointers are
+// only read during the call.
+//
+// Consecutive pending tasks with the same needs (service, placement,
+// reservations, host ports) form a batch: the static filters run once per
+// node, the nodes that pass wait in a min-heap on their score (one heap per
+// spread label group), and only the node at the top is checked against the
+// dynamic filters. A node the dynamic filters refuse stays refused for the
+// rest of the batch (its load does not change), so the result, messages
+// included, is the same as trying every node for every task: O(N + T log N)
+// per batch instead of O(N T).
+Decision Schedule(const std::vector<const v1::Node*>& nodes,
+                  const std::vector<const v1::Task*>& assigned,
+                  const std::vector<const v1::Task*>& pending);
+// The same, for callers that hold values.
 Decision Schedule(const std::vector<v1::Node>& nodes, const std::vector<v1::Task>& assigned,
                   const std::vector<v1::Task>& pending);
 

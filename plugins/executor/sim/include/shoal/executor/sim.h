@@ -50,7 +50,7 @@ class SimExecutor final : public Executor {
 
   // Like Poll(), but returns only the tasks whose Observed changed since the
   // previous Poll() or PollChanges(): what a scale test's agent loop wants.
-  std::map<std::string, Observed> PollChanges();
+  std::map<std::string, Observed> PollChanges() override;
 
   // A fixed line per task, sliced from `offset`.
   Result<std::string> Logs(const std::string& task_id, uint64_t offset, size_t max_bytes) override;

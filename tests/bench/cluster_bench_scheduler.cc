@@ -1,0 +1,206 @@
+// shoal_cluster_bench scheduler: the orchestrator and scheduler in process (see cluster_bench.cc).
+
+#include "cluster_bench.h"
+
+namespace cluster_bench {
+
+// ---- scheduler (in process) ----
+
+class SeqIds : public shoal::orchestrator::IdSource {
+ public:
+  std::string NewTaskId() override {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "task-%07llu", static_cast<unsigned long long>(++n_));
+    return buf;
+  }
+
+ private:
+  uint64_t n_ = 0;
+};
+
+int Scheduler(const Options& o) {
+  int nodes = o.nodes < 0 ? 1000 : o.nodes;
+  int services = o.services < 0 ? 100 : o.services;
+  int replicas = o.replicas < 0 ? 1000 : o.replicas;
+  long total = static_cast<long>(services) * replicas;
+  fs::path dir = fs::path(o.dir) / ("shoal-sched-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::string file = WriteStack(dir, services, replicas);
+  uint64_t index = 0;
+  int64_t now = 1'000'000'000;
+  shoal::store::State state;
+  {
+    shoal::store::Txn txn;
+    v1::Cluster cl;
+    cl.mutable_meta()->set_id("cluster");
+    cl.set_name("bench");
+    cl.set_task_history_per_slot(5);
+    txn.Put(cl);
+    char host[32];
+    for (int i = 0; i < nodes; ++i) {
+      std::snprintf(host, sizeof host, "sim-%04d", i);
+      v1::Node n;
+      n.mutable_meta()->set_id(std::string("node-") + host);
+      n.mutable_spec()->set_desired_role(v1::NodeSpec::ROLE_WORKER);
+      n.mutable_spec()->set_availability(v1::NodeSpec::AVAILABILITY_ACTIVE);
+      n.mutable_description()->set_hostname(host);
+      n.mutable_description()->set_os("linux");
+      n.mutable_description()->set_nano_cpus(4'000'000'000);
+      n.mutable_description()->set_memory_bytes(16LL << 30);
+      n.mutable_description()->set_executor("sim");
+      n.mutable_status()->set_state(v1::NodeStatus::STATE_READY);
+      txn.Put(n);
+    }
+    if (!state.Apply(++index, std::move(txn).Build("bench", now), nullptr).ok()) return 1;
+  }
+  // Wall and CPU seconds of each step: on a shared machine the CPU time is
+  // what the code costs, the wall time what it took beside everything else.
+  struct Timer {
+    Clock::time_point wall = Clock::now();
+    double cpu = ThreadCpu();
+    std::pair<double, double> Lap() {
+      std::pair<double, double> out{Since(wall), ThreadCpu() - cpu};
+      wall = Clock::now();
+      cpu = ThreadCpu();
+      return out;
+    }
+  };
+  auto row = [](const char* what, std::pair<double, double> t, const std::string& extra) {
+    std::printf("  %-62s %7.3f s wall %7.3f s CPU%s\n", what, t.first, t.second, extra.c_str());
+  };
+  auto rate = [](size_t n, double s) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "  %zu tasks, %.0f tasks/s of CPU", n, n / s);
+    return std::string(buf);
+  };
+  std::printf("scheduler mode: %d nodes, %d services x %d replicas = %ld tasks\n", nodes, services,
+              replicas, total);
+  Timer timer;
+  shoal::stack::LoadOptions lo;
+  lo.files = {file};
+  lo.stack_name = "bench";
+  auto loaded = shoal::stack::Load(lo);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s", loaded.error().ToString().c_str());
+    return 1;
+  }
+  row("stack::Load of the stack file (the CLI's side)", timer.Lap(), "");
+  v1::DeployRequest req;
+  *req.mutable_spec() = loaded->spec;
+  std::mt19937_64 rng(42);
+  auto change = shoal::manager::BuildDeploy(state, req, rng);
+  if (!change.ok()) return 1;
+  row("BuildDeploy (the deploy's transaction)", timer.Lap(), "");
+  auto unplaced = shoal::manager::DryRunPlacement(state, *change, "bench");
+  row("DryRunPlacement (inside the Deploy call, on the leader loop)", timer.Lap(),
+      "  " + std::to_string(unplaced.size()) + " unplaced");
+  v1::Command cmd;
+  for (const auto& m : change->mutations) *cmd.mutable_transaction()->add_mutations() = m;
+  if (!state.Apply(++index, cmd, nullptr).ok()) return 1;
+  row("State::Apply of the deploy's transaction", timer.Lap(), "");
+
+  // One pass, no cap.
+  {
+    shoal::store::State copy = state;
+    SeqIds ids;
+    shoal::orchestrator::Options opts;
+    opts.max_mutations = SIZE_MAX;
+    timer.Lap();
+    auto out = shoal::orchestrator::Reconcile(copy, now, ids, opts);
+    auto one = timer.Lap();
+    row("Reconcile, max_mutations unlimited (1 pass)", one, rate(out.assigned, one.second));
+    // The scheduler alone on the same tasks, in one call.
+    std::vector<v1::Node> node_list;
+    for (const v1::Mutation* m : copy.List(shoal::store::Kind::kNode)) {
+      node_list.push_back(m->node());
+    }
+    std::vector<v1::Task> pending;
+    pending.reserve(out.mutations.size());
+    for (const auto& m : out.mutations) {
+      if (!m.has_task()) continue;
+      // What the orchestrator hands the scheduler: the fields it reads.
+      v1::Task task;
+      task.mutable_meta()->set_id(m.task().meta().id());
+      task.set_service_id(m.task().service_id());
+      *task.mutable_resources()->mutable_reservations() = m.task().resources().reservations();
+      *task.mutable_endpoint()->mutable_ports() = m.task().endpoint().ports();
+      *task.mutable_placement() = m.task().placement();
+      pending.push_back(std::move(task));
+    }
+    timer.Lap();
+    auto d = shoal::scheduler::Schedule(node_list, {}, pending);
+    auto alone = timer.Lap();
+    row("scheduler::Schedule alone, all tasks in one call", alone,
+        rate(d.assigned.size(), alone.second));
+    // Service by service, as the capped passes call it: 1,000 tasks with the
+    // tasks of the earlier services already assigned.
+    std::map<std::string, std::string> where;
+    for (const auto& a : d.assigned) where[a.task_id] = a.node_id;
+    std::vector<v1::Task> assigned;
+    double worst = 0;
+    timer.Lap();
+    for (size_t i = 0; i < pending.size(); i += replicas) {
+      std::vector<v1::Task> batch(pending.begin() + i,
+                                  pending.begin() + std::min(pending.size(), i + replicas));
+      auto one_service = Clock::now();
+      auto placed = shoal::scheduler::Schedule(node_list, assigned, batch);
+      worst = std::max(worst, Since(one_service));
+      std::map<std::string, std::string> at;
+      for (const auto& a : placed.assigned) at[a.task_id] = a.node_id;
+      for (auto& task : batch) {
+        task.set_node_id(at[task.meta().id()]);
+        assigned.push_back(std::move(task));
+      }
+    }
+    auto by_service = timer.Lap();
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "%s (the last call %.3f s)",
+                  rate(assigned.size(), by_service.second).c_str(), worst);
+    row("scheduler::Schedule service by service, earlier ones assigned", by_service, extra);
+  }
+  // Capped passes, applied one after the other, as the leader runs them.
+  {
+    shoal::store::State copy = state;
+    SeqIds ids;
+    shoal::orchestrator::Options opts;
+    opts.max_mutations = 10'000;  // manager/control_loops.cc: kMaxMutationsPerPass
+    std::pair<double, double> reconcile{0, 0}, apply{0, 0};
+    double worst = 0;
+    int passes = 0;
+    size_t assigned = 0;
+    uint64_t idx = index;
+    while (true) {
+      timer.Lap();
+      auto out = shoal::orchestrator::Reconcile(copy, now, ids, opts);
+      auto pass = timer.Lap();
+      reconcile.first += pass.first;
+      reconcile.second += pass.second;
+      if (out.mutations.empty()) break;
+      worst = std::max(worst, pass.second);
+      ++passes;
+      assigned += out.assigned;
+      v1::Command c;
+      for (auto& m : out.mutations) *c.mutable_transaction()->add_mutations() = std::move(m);
+      c.set_proposer("orchestrator");
+      c.set_proposed_at_ns(now);
+      timer.Lap();
+      if (!copy.Apply(++idx, c, nullptr).ok()) return 1;
+      auto ap = timer.Lap();
+      apply.first += ap.first;
+      apply.second += ap.second;
+    }
+    char what[96], extra[96];
+    std::snprintf(what, sizeof what, "Reconcile, max_mutations %zu (the manager's): %d passes",
+                  opts.max_mutations, passes);
+    std::snprintf(extra, sizeof extra, "%s (slowest pass %.3f s CPU)",
+                  rate(assigned, reconcile.second).c_str(), worst);
+    row(what, reconcile, extra);
+    row("  + State::Apply of those passes' transactions", apply,
+        rate(assigned, reconcile.second + apply.second));
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace cluster_bench
