@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job of README.md: installs the packages, builds shoal, starts a
-# one-node dev cluster (`shoal daemon --dev`, tasks as host processes), deploys
+# one-node dev cluster (`shoal daemon --dev`: tasks as containers when a Docker
+# Engine answers, else as host processes), deploys
 # stacks/demo for real, waits until it converges and shows `shoal stack ps`.
 # The daemon and its tasks are stopped at the end unless SHOAL_DEMO_KEEP=1.
 set -euo pipefail
@@ -12,8 +13,22 @@ RUN=$(mktemp -d /tmp/shoal-demo-XXXXXX)
 SOCK=$RUN/shoal.sock
 export SHOAL_HOST=unix://$SOCK
 
+# With a Docker Engine on this machine, --dev runs the tasks as containers of
+# a local busybox image (built here: there is no registry); without one, as
+# host processes.
+EXECUTOR=()
+DOCKER_SOCK=/var/run/docker.sock
+[[ ${DOCKER_HOST:-} == unix://* ]] && DOCKER_SOCK=${DOCKER_HOST#unix://}
+if curl -sf --max-time 2 --unix-socket "$DOCKER_SOCK" http://engine/_ping >/dev/null 2>&1; then
+  echo "== a Docker Engine answers at $DOCKER_SOCK: building the image shoal/busybox:latest"
+  if ! bash scripts/busybox_image.sh "$DOCKER_SOCK" shoal/busybox:latest; then
+    echo "== the image could not be built: running the tasks as host processes"
+    EXECUTOR=(--executor process)
+  fi
+fi
+
 echo "== shoal daemon --dev"
-"$SHOAL" daemon --dev --socket "$SOCK" >"$RUN/daemon.out" 2>"$RUN/daemon.log" &
+"$SHOAL" daemon --dev "${EXECUTOR[@]}" --socket "$SOCK" >"$RUN/daemon.out" 2>"$RUN/daemon.log" &
 DAEMON=$!
 stop() {
   if [[ ${SHOAL_DEMO_KEEP:-0} != 1 ]]; then

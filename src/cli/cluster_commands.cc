@@ -71,7 +71,7 @@ int RunDaemon(manager::DaemonOptions o, bool dev, const std::string& advertise) 
     return 1;
   }
   std::cerr << "shoal daemon: data " << o.data_dir << ", cluster port " << (*d)->port()
-            << ", socket " << (*d)->socket_path() << ", executor " << o.executor << "\n";
+            << ", socket " << (*d)->socket_path() << ", executor " << (*d)->executor() << "\n";
   if (dev) {
     Client c = Connect("unix://" + (*d)->socket_path());
     v1::InitRequest req;
@@ -118,6 +118,9 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
     auto* cmd = app.add_subcommand("daemon", "Run the shoal daemon on this node");
     auto o = std::make_shared<manager::DaemonOptions>();
     o->data_dir = DefaultDataDir();
+    if (const char* h = std::getenv("DOCKER_HOST"); h && std::string(h).starts_with("unix://")) {
+      o->docker_host = h;
+    }
     auto dev = std::make_shared<bool>(false);
     auto advertise = std::make_shared<std::string>();
     auto period = std::make_shared<std::string>("1s");
@@ -127,8 +130,11 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
     cmd->add_option("--listen", o->listen, "Cluster port (gRPC for nodes and remote CLIs)")
         ->capture_default_str();
     cmd->add_option("--socket", o->socket, "The local CLI's unix socket (default: in data dir)");
-    cmd->add_option("--executor", o->executor, "How tasks run")
-        ->check(CLI::IsMember({"process", "sim"}))
+    auto* executor = cmd->add_option("--executor", o->executor,
+                                     "How tasks run (--dev: docker when an engine answers)")
+                         ->check(CLI::IsMember({"process", "docker", "sim"}))
+                         ->capture_default_str();
+    cmd->add_option("--docker-host", o->docker_host, "The Docker Engine's socket")
         ->capture_default_str();
     cmd->add_option("--hostname", o->hostname, "Name shown for this node");
     cmd->add_flag("--dev", *dev,
@@ -137,6 +143,7 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
     cmd->callback([=] {
       manager::DaemonOptions opts = *o;
       if (*dev && opts.listen == "0.0.0.0:7370") opts.listen = "127.0.0.1:0";
+      if (*dev && executor->count() == 0) opts.executor = "auto";
       *exit_code = RunDaemon(opts, *dev, *advertise);
     });
     (void)period;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "daemon_internal.h"
+#include "shoal/executor/docker.h"
 #include "shoal/executor/process.h"
 #include "shoal/executor/sim.h"
 
@@ -142,9 +143,17 @@ Status Daemon::Impl::StartRoles() {
     auto pe = executor::ProcessExecutor::Open(options_.data_dir + "/tasks");
     if (!pe.ok()) return pe.error();
     executor_ = std::move(pe).value();
+  } else if (options_.executor == "docker") {
+    executor::DockerOptions dopts;
+    dopts.host = options_.docker_host;
+    dopts.node_id = identity_.node_id();
+    dopts.state_dir = options_.data_dir + "/docker";
+    auto de = executor::DockerExecutor::Open(dopts);
+    if (!de.ok()) return de.error();
+    executor_ = std::move(de).value();
   } else {
     return {Code::kInvalidArgument,
-            "--executor " + options_.executor + ": expected process or sim"};
+            "--executor " + options_.executor + ": expected process, docker or sim"};
   }
   dispatcher_client_ = std::make_unique<agent::GrpcDispatcherClient>(manager_addrs);
   agent::AgentOptions ao;
@@ -432,8 +441,26 @@ void Daemon::Impl::Shutdown() {
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Daemon::~Daemon() { Shutdown(); }
 
+Status Daemon::Impl::ChooseExecutor() {
+  std::string& e = options_.executor;
+  if (e == "auto") {
+    // Asked once at start: a node keeps one executor for its whole life.
+    std::string engine;
+    Status s = executor::ProbeDockerEngine(options_.docker_host, &engine);
+    e = s.ok() ? "docker" : "process";
+    std::fprintf(stderr, "shoal daemon: executor %s: %s\n", e.c_str(),
+                 s.ok() ? (engine + " at " + options_.docker_host).c_str()
+                        : ("no usable Docker Engine (" + s.message() + ")").c_str());
+  }
+  if (e != "process" && e != "docker" && e != "sim") {
+    return {Code::kInvalidArgument, "--executor " + e + ": expected process, docker or sim"};
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   auto impl = std::make_unique<Impl>(options);
+  if (Status s = impl->ChooseExecutor(); !s.ok()) return s;
   if (Status s = impl->Open(); !s.ok()) return s;
   if (Status s = impl->StartServing(); !s.ok()) return s;
   if (impl->in_cluster_) {
@@ -444,6 +471,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
 
 int Daemon::port() const { return impl_->port_; }
 const std::string& Daemon::socket_path() const { return impl_->socket_; }
+const std::string& Daemon::executor() const { return impl_->options_.executor; }
 
 void Daemon::Wait() {
   std::unique_lock<std::mutex> lock(impl_->mu_);

@@ -111,6 +111,9 @@ class Daemon::Impl {
 
   Status Open();
   Status StartServing();
+  // Resolves options_.executor "auto" (docker when an engine answers, else
+  // process) and says which; InvalidArgument for an unknown executor.
+  Status ChooseExecutor();
   // Starts the manager (if the identity says so) and the agent.
   Status StartRoles();
   Status StartManager();

@@ -19,8 +19,11 @@ struct DaemonOptions {
   std::string data_dir;
   std::string listen = "0.0.0.0:7370";  // the cluster port; port 0 picks one
   std::string socket;                   // the CLI's unix socket; "" = <data_dir>/shoal.sock
-  std::string executor = "process";     // process | sim
-  std::string hostname;                 // "" = gethostname()
+  // process | docker | sim | auto: docker when an engine answers at
+  // docker_host, process otherwise (what `--dev` uses unless told).
+  std::string executor = "process";
+  std::string docker_host = "unix:///var/run/docker.sock";
+  std::string hostname;  // "" = gethostname()
   dispatcher::Options dispatcher;
   // Stop this node's tasks at shutdown (the dev cluster, whose data dir goes
   // away with it). Otherwise tasks keep running and are adopted at restart.
@@ -38,6 +41,8 @@ class Daemon {
   // The bound cluster port.
   int port() const;
   const std::string& socket_path() const;
+  // The executor in use: "auto" resolved to docker or process.
+  const std::string& executor() const;
   // Blocks until Shutdown() is called (from a signal-watching thread).
   void Wait();
   // Stops serving, then the agent (tasks keep running, to be adopted), then

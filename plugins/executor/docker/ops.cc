@@ -1,0 +1,460 @@
+// The engine calls behind each queued operation of a task (impl.h). They run
+// on a worker thread without `mu`, taking it only to read their inputs and
+// to record what the engine said.
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <filesystem>
+
+#include "impl.h"
+#include "shoal/executor/task_util.h"
+
+namespace shoal::executor {
+namespace {
+
+namespace fs = std::filesystem;
+using docker::EngineMessage;
+using docker::HttpResponse;
+
+const rapidjson::Value* Member(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject()) return nullptr;
+  auto it = v.FindMember(key);
+  return it == v.MemberEnd() ? nullptr : &it->value;
+}
+
+std::string StrMember(const rapidjson::Value& v, const char* key) {
+  const rapidjson::Value* m = Member(v, key);
+  return m != nullptr && m->IsString() ? m->GetString() : "";
+}
+
+// The last probe's output on one line, at most 200 characters.
+std::string OneLine(std::string s) {
+  for (char& ch : s) {
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  if (s.size() > 200) s = s.substr(0, 200) + "...";
+  return s;
+}
+
+// "<stack>_web" -> "web": the name other services of the stack resolve.
+std::string ShortServiceName(const v1::Task& task) {
+  const std::string& full = task.service_name();
+  const std::string prefix = task.stack() + "_";
+  if (!task.stack().empty() && full.starts_with(prefix)) return full.substr(prefix.size());
+  return full;
+}
+
+}  // namespace
+
+void DockerExecutor::Impl::Run(Ctr& c, const Op& op) {
+  switch (op.kind) {
+    case OpKind::kLaunch:
+      Launch(c);
+      break;
+    case OpKind::kSignal:
+      Signal(c, op.signal);
+      break;
+    case OpKind::kInspect:
+      Inspect(c);
+      break;
+    case OpKind::kDelete:
+      Delete(c);
+      break;
+  }
+}
+
+void DockerExecutor::Impl::Launch(Ctr& c) {
+  v1::Task task;
+  std::vector<docker::FileBind> binds;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (c.stop_requested) {
+      c.finished = true;
+      c.obs.state = v1::TASK_SHUTDOWN;
+      c.obs.message = "stopped before it started";
+      return;
+    }
+    task = c.task;
+    binds = c.binds;
+  }
+  // Networks are counted as used from here until Delete, so that a network
+  // is not removed between its check and the container's create.
+  Result<std::vector<docker::NetworkJoin>> nets = EnsureNetworks(task);
+  if (!nets.ok()) {
+    std::lock_guard<std::mutex> lock(mu);
+    Reject(c, v1::TASK_REJECTED, nets.error().message());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& n : *nets) c.networks.push_back(n.name);
+  }
+  if (Status s = ClaimIngress(c, task); !s.ok()) {
+    std::lock_guard<std::mutex> lock(mu);
+    Reject(c, v1::TASK_REJECTED, s.message());
+    return;
+  }
+  const std::string name = docker::ContainerName(task);
+  const std::string body = docker::CreateBody(task, options.node_id, binds, *nets);
+  Result<HttpResponse> r =
+      client.Call("POST", "/containers/create?name=" + docker::UrlEncode(name), body);
+  std::string cid;
+  if (r.ok() && r->status == 201) {
+    rapidjson::Document d;
+    d.Parse(r->body.data(), r->body.size());
+    if (!d.HasParseError()) cid = StrMember(d, "Id");
+  } else if (r.ok() && r->status == 409) {
+    // The name is taken: by this very task when a previous create reached
+    // the engine but not the executor (e.g. a timed-out reply).
+    Result<HttpResponse> existing = client.Call("GET", "/containers/" + name + "/json");
+    if (existing.ok() && existing->status == 200) {
+      rapidjson::Document d;
+      d.Parse(existing->body.data(), existing->body.size());
+      const rapidjson::Value* config = d.HasParseError() ? nullptr : Member(d, "Config");
+      const rapidjson::Value* labels = config ? Member(*config, "Labels") : nullptr;
+      if (labels != nullptr && StrMember(*labels, docker::kLabelTask) == task.meta().id() &&
+          StrMember(*labels, docker::kLabelNode) == options.node_id) {
+        cid = StrMember(d, "Id");
+      }
+    }
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  if (cid.empty()) {
+    // The engine's refusal as it worded it: "No such image: x:1".
+    Reject(c, v1::TASK_REJECTED,
+           r.ok() ? EngineMessage(*r) : "creating the container: " + r.error().message());
+    return;
+  }
+  c.container_id = cid;
+  c.obs.container_id = cid;
+  if (c.stop_requested) {
+    c.finished = true;
+    c.obs.state = v1::TASK_SHUTDOWN;
+    c.obs.message = "stopped before it started";
+    return;
+  }
+  c.obs.message = "starting container";
+  // Further networks join before the start (the create takes only one).
+  std::vector<docker::NetworkJoin> more(nets->begin() + (nets->empty() ? 0 : 1), nets->end());
+  lock.unlock();
+  std::string start_error;
+  for (const docker::NetworkJoin& n : more) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("Container");
+    w.String(cid.c_str());
+    w.Key("EndpointConfig");
+    w.StartObject();
+    w.Key("Aliases");
+    w.StartArray();
+    for (const auto& a : n.aliases) w.String(a.c_str());
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+    Result<HttpResponse> j =
+        client.Call("POST", "/networks/" + docker::UrlEncode(n.name) + "/connect", sb.GetString());
+    if (!j.ok() || j->status != 200) {
+      start_error =
+          "joining network " + n.name + ": " + (j.ok() ? EngineMessage(*j) : j.error().message());
+      break;
+    }
+  }
+  Result<HttpResponse> s = start_error.empty()
+                               ? client.Call("POST", "/containers/" + cid + "/start")
+                               : Result<HttpResponse>(HttpResponse{});
+  if (start_error.empty() && (!s.ok() || (s->status != 204 && s->status != 304))) {
+    start_error = "starting the container: " + (s.ok() ? EngineMessage(*s) : s.error().message());
+  }
+  const v1::ContainerSpec& spec = task.spec();
+  const bool inherit_health = spec.healthcheck().test_size() == 0;
+  const bool has_ingress = !IngressPorts(task).empty();
+  Result<HttpResponse> ins = Result<HttpResponse>(HttpResponse{});
+  if (!start_error.empty() || inherit_health || has_ingress) {
+    // The exit code of a failed start, the image's own healthcheck, or the
+    // address the ingress port forwards to.
+    ins = client.Call("GET", "/containers/" + cid + "/json");
+  }
+  lock.lock();
+  if (!start_error.empty()) {
+    if (ins.ok() && ins->status == 200) ApplyInspect(c, ins->body);
+    if (!c.finished) Reject(c, v1::TASK_FAILED, start_error);
+    // A die event may have finished it first, with a bare "exit 127".
+    if (c.obs.state == v1::TASK_FAILED) c.obs.error = start_error;
+    return;
+  }
+  if (c.finished) return;  // it already died (the event came first)
+  c.obs.state = v1::TASK_RUNNING;
+  c.obs.message = "started";
+  if (!inherit_health && spec.healthcheck().test(0) != "NONE" &&
+      c.obs.health == v1::TaskStatus::HEALTH_NONE) {
+    c.obs.health = v1::TaskStatus::HEALTH_STARTING;
+  }
+  if (inherit_health && ins.ok() && ins->status == 200) ApplyInspect(c, ins->body);
+  if (has_ingress && ins.ok() && ins->status == 200) {
+    c.ip = ContainerIp(ins->body, nets->empty() ? std::string() : nets->front().name);
+    if (!c.finished && !c.ip.empty()) ingress->SetBackend(c.task_id, c.ip);
+  }
+}
+
+Status DockerExecutor::Impl::ClaimIngress(Ctr& c, const v1::Task& task) {
+  std::vector<v1::PortConfig> ports = IngressPorts(task);
+  if (ports.empty()) return Status::Ok();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    c.ingress = true;
+  }
+  for (const v1::PortConfig& p : ports) {
+    Status s = ingress->Claim(static_cast<uint16_t>(p.published()),
+                              static_cast<uint16_t>(p.target()), task.service_id(), c.task_id);
+    if (!s.ok()) {
+      ingress->Release(c.task_id);
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<v1::PortConfig> IngressPorts(const v1::Task& task) {
+  std::vector<v1::PortConfig> out;
+  for (const v1::PortConfig& p : task.endpoint().ports()) {
+    if (p.mode() != v1::PortConfig::PUBLISH_INGRESS || p.published() == 0) continue;
+    if (!p.protocol().empty() && p.protocol() != "tcp") continue;  // TCP only
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::string ContainerIp(const std::string& inspect_body, const std::string& preferred) {
+  rapidjson::Document d;
+  d.Parse(inspect_body.data(), inspect_body.size());
+  const rapidjson::Value* ns = d.HasParseError() ? nullptr : Member(d, "NetworkSettings");
+  if (ns == nullptr) return "";
+  if (const rapidjson::Value* nets = Member(*ns, "Networks"); nets && nets->IsObject()) {
+    if (const rapidjson::Value* n = Member(*nets, preferred.c_str()); n != nullptr) {
+      std::string ip = StrMember(*n, "IPAddress");
+      if (!ip.empty()) return ip;
+    }
+    for (const auto& m : nets->GetObject()) {
+      std::string ip = StrMember(m.value, "IPAddress");
+      if (!ip.empty()) return ip;
+    }
+  }
+  return StrMember(*ns, "IPAddress");
+}
+
+void DockerExecutor::Impl::Signal(Ctr& c, const std::string& signal_in) {
+  std::string cid;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (c.finished || c.container_id.empty()) return;
+    cid = c.container_id;
+  }
+  std::string signal = signal_in;
+  if (signal.empty()) {
+    // The container's own StopSignal (the image's, or SIGTERM).
+    Result<HttpResponse> r = client.Call("GET", "/containers/" + cid + "/json");
+    if (r.ok() && r->status == 200) {
+      rapidjson::Document d;
+      d.Parse(r->body.data(), r->body.size());
+      if (!d.HasParseError() && Member(d, "Config")) signal = StrMember(d["Config"], "StopSignal");
+    }
+    if (signal.empty()) signal = "SIGTERM";
+  }
+  Result<HttpResponse> r =
+      client.Call("POST", "/containers/" + cid + "/kill?signal=" + docker::UrlEncode(signal));
+  if (r.ok() && r->status == 404) {
+    std::lock_guard<std::mutex> lock(mu);
+    Finish(c, -1);
+    c.obs.message = "stopped: the container is gone";
+  }
+  // 409 "is not running": it exited meanwhile; its die event says how.
+}
+
+void DockerExecutor::Impl::Inspect(Ctr& c) {
+  std::string cid;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (c.finished || c.container_id.empty()) return;
+    cid = c.container_id;
+  }
+  Result<HttpResponse> r = client.Call("GET", "/containers/" + cid + "/json");
+  if (!r.ok()) return;
+  std::lock_guard<std::mutex> lock(mu);
+  if (r->status == 404) {
+    Finish(c, -1);
+    c.obs.message = "the container was removed outside shoal";
+    if (c.obs.state == v1::TASK_FAILED) c.obs.error = c.obs.message;
+    return;
+  }
+  if (r->status == 200) ApplyInspect(c, r->body);
+}
+
+void DockerExecutor::Impl::ApplyInspect(Ctr& c, const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.data(), body.size());
+  if (d.HasParseError() || !d.IsObject()) return;
+  if (const auto* config = Member(d, "Config"); config && Member(*config, "Tty")) {
+    c.tty = (*config)["Tty"].IsBool() && (*config)["Tty"].GetBool();
+  }
+  const rapidjson::Value* state = Member(d, "State");
+  if (state == nullptr || c.finished) return;
+  if (const auto* oom = Member(*state, "OOMKilled"); oom && oom->IsBool() && oom->GetBool()) {
+    c.oom = true;
+  }
+  const std::string status = StrMember(*state, "Status");
+  if (const rapidjson::Value* h = Member(*state, "Health"); h != nullptr) {
+    const std::string hs = StrMember(*h, "Status");
+    if (hs == "starting") {
+      c.obs.health = v1::TaskStatus::HEALTH_STARTING;
+    } else if (hs == "healthy") {
+      c.obs.health = v1::TaskStatus::HEALTH_HEALTHY;
+      c.obs.health_message.clear();
+    } else if (hs == "unhealthy" && c.obs.health != v1::TaskStatus::HEALTH_UNHEALTHY) {
+      c.obs.health = v1::TaskStatus::HEALTH_UNHEALTHY;
+      std::string msg = "health check failed";
+      const rapidjson::Value* streak = Member(*h, "FailingStreak");
+      if (streak && streak->IsInt()) {
+        msg += " " + std::to_string(streak->GetInt()) + " times in a row";
+      }
+      const rapidjson::Value* log = Member(*h, "Log");
+      if (log && log->IsArray() && !log->Empty()) {
+        const rapidjson::Value& last = (*log)[log->Size() - 1];
+        if (const auto* code = Member(last, "ExitCode"); code && code->IsInt()) {
+          msg += ": exit " + std::to_string(code->GetInt());
+        }
+        std::string out = OneLine(StrMember(last, "Output"));
+        if (!out.empty()) msg += ": " + out;
+      }
+      c.obs.health_message = msg;
+    }
+  }
+  if (status == "exited" || status == "dead") {
+    const rapidjson::Value* code = Member(*state, "ExitCode");
+    Finish(c, code && code->IsInt() ? code->GetInt() : -1);
+  }
+}
+
+void DockerExecutor::Impl::Delete(Ctr& c) {
+  std::string cid;
+  std::vector<std::string> nets;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    cid = c.container_id;
+    nets = c.networks;
+  }
+  if (!cid.empty()) {
+    // force: a container the agent saw exit is stopped; force only covers a
+    // restart the engine made on its own. Volumes stay (v=0).
+    Result<HttpResponse> r = client.Call("DELETE", "/containers/" + cid + "?force=1");
+    (void)r;  // a container left behind is adopted and removed as a stray later
+  }
+  ingress->Release(c.task_id);
+  std::error_code ec;
+  fs::remove_all(SecretsDir(c.task_id), ec);
+  fs::remove_all(TaskStateDir(c.task_id), ec);
+  ReleaseNetworks(nets);
+}
+
+Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
+    const v1::Task& task) {
+  std::vector<docker::NetworkJoin> out;
+  for (const v1::NetworkAttachment& a : task.networks()) {
+    docker::NetworkJoin j;
+    j.name = a.target();
+    j.aliases.push_back(ShortServiceName(task));
+    for (const auto& alias : a.aliases()) j.aliases.push_back(alias);
+    out.push_back(std::move(j));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& j : out) ++net_users[j.name];
+  }
+  Status made = [&]() -> Status {
+    std::lock_guard<std::mutex> net_lock(net_mu);
+    for (const auto& j : out) {
+      // Known to exist (made or seen by this executor, not removed since):
+      // one engine call less per container of a 50-replica service.
+      if (nets_known.count(j.name)) continue;
+      Result<HttpResponse> r = client.Call("GET", "/networks/" + docker::UrlEncode(j.name));
+      if (r.ok() && r->status == 200) {
+        nets_known.insert(j.name);
+        continue;
+      }
+      // A bridge network on this engine, its subnet picked by the engine
+      // from its address pools (the managers do not allocate subnets yet).
+      rapidjson::StringBuffer sb;
+      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+      w.StartObject();
+      w.Key("Name");
+      w.String(j.name.c_str());
+      w.Key("Driver");
+      w.String("bridge");
+      w.Key("CheckDuplicate");
+      w.Bool(true);
+      w.Key("Labels");
+      w.StartObject();
+      w.Key(docker::kLabelNetwork);
+      w.String(j.name.c_str());
+      w.Key(docker::kLabelStack);
+      w.String(task.stack().c_str());
+      w.EndObject();
+      w.EndObject();
+      r = client.Call("POST", "/networks/create", sb.GetString());
+      if (r.ok() && (r->status == 201 || r->status == 409)) {  // 409: made meanwhile
+        nets_known.insert(j.name);
+        continue;
+      }
+      return Status(Code::kUnavailable, "creating network " + j.name + ": " +
+                                            (r.ok() ? EngineMessage(*r) : r.error().message()));
+    }
+    return Status::Ok();
+  }();
+  if (!made.ok()) {
+    std::vector<std::string> names;
+    for (const auto& n : out) names.push_back(n.name);
+    ReleaseNetworks(names);
+    return made;
+  }
+  return out;
+}
+
+void DockerExecutor::Impl::ReleaseNetworks(const std::vector<std::string>& names) {
+  std::vector<std::string> unused;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& n : names) {
+      auto it = net_users.find(n);
+      if (it == net_users.end()) continue;
+      if (--it->second <= 0) {
+        net_users.erase(it);
+        unused.push_back(n);
+      }
+    }
+  }
+  if (unused.empty()) return;
+  std::lock_guard<std::mutex> net_lock(net_mu);
+  for (const auto& n : unused) {
+    nets_known.erase(n);
+    {
+      // A task that started meanwhile uses it again.
+      std::lock_guard<std::mutex> lock(mu);
+      if (net_users.count(n)) continue;
+    }
+    Result<HttpResponse> r = client.Call("GET", "/networks/" + docker::UrlEncode(n));
+    if (!r.ok() || r->status != 200) continue;
+    rapidjson::Document d;
+    d.Parse(r->body.data(), r->body.size());
+    if (d.HasParseError()) continue;
+    // Only networks shoal made, and only when no container (of another node
+    // sharing this engine, say) is still attached: the engine refuses then.
+    const rapidjson::Value* labels = Member(d, "Labels");
+    if (labels == nullptr || StrMember(*labels, docker::kLabelNetwork) != n) continue;
+    (void)client.Call("DELETE", "/networks/" + docker::UrlEncode(n));
+  }
+}
+
+}  // namespace shoal::executor

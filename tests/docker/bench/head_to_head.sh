@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The head-to-head of issue 6: the same stacks through `docker stack deploy`
+# on a one-node Swarm and through `shoal deploy` with the docker executor, on
+# one private engine (tests/docker/setup_engine.sh), in one run, plus the
+# engine's own floor (the same containers created and started straight
+# through the API). Every time is taken by shoal_docker_bench watching the
+# engine: from the command's start until the containers run (or are gone).
+#
+#   bash tests/docker/bench/head_to_head.sh [BUILD_DIR]     (as root)
+#
+# Same image (shoal-busybox, FROM scratch), same restart delay (0s), same
+# stop grace period (10s), and a command that exits on SIGTERM. Prints one
+# line per scenario: shoal, Swarm, floor, and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+BUILD=${1:-${SHOAL_BUILD_DIR:-build}}
+SHOAL=$(pwd)/$BUILD/src/cli/shoal
+BENCH=$(pwd)/$BUILD/tests/docker/shoal_docker_bench
+ENGINE=${SHOAL_H2H_ENGINE:-/tmp/shoal-h2h}
+RUN=$(mktemp -d /tmp/shoal-h2h-run-XXXXXX)
+bash tests/docker/setup_engine.sh "$ENGINE" >/dev/null
+[[ -f $ENGINE/engine.env ]] || { echo "no engine: $(cat "$ENGINE/unavailable")"; exit 1; }
+export DOCKER_HOST
+DOCKER_HOST=$(sed -n 's/^DOCKER_HOST=//p' "$ENGINE/engine.env")
+DAEMON=
+cleanup() {
+  [[ -n $DAEMON ]] && kill -TERM "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
+  docker swarm leave --force >/dev/null 2>&1 || true
+  [[ ${SHOAL_H2H_KEEP_ENGINE:-0} == 1 ]] || bash tests/docker/stop_engine.sh "$ENGINE" >/dev/null
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+# stack FILE SERVICES REPLICAS [VERSION]: services s0..s(N-1).
+stack() {
+  local file=$1 services=$2 replicas=$3 ver=${4:-1}
+  {
+    echo 'version: "3.8"'
+    echo "services:"
+    for ((i = 0; i < services; i++)); do
+      cat <<YAML
+  s$i:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    stop_grace_period: 10s
+    labels: {ver: "$ver"}
+    deploy:
+      replicas: $replicas
+      restart_policy: {condition: any, delay: 0s}
+      update_config: {parallelism: 2, delay: 0s, order: stop-first}
+YAML
+    done
+  } >"$file"
+}
+stack "$RUN/a.yml" 1 50
+stack "$RUN/b.yml" 20 3
+stack "$RUN/c10.yml" 1 10
+stack "$RUN/d1.yml" 1 10 1
+stack "$RUN/d2.yml" 1 10 2
+stack "$RUN/e.yml" 1 20
+stack "$RUN/g.yml" 1 1
+
+declare -A T
+# The command lines of TOOL (swarm or shoal) for a deploy, a removal and a
+# scale; each is run by shoal_docker_bench under sh -c.
+deploy_cmd() {
+  if [[ $1 == swarm ]]; then
+    echo "docker stack deploy -c $3 $2 >/dev/null 2>&1"
+  else
+    echo "SHOAL_HOST=unix://$RUN/shoal.sock $SHOAL deploy --timeout 300 -c $3 $2 >/dev/null 2>&1"
+  fi
+}
+rm_cmd() {
+  if [[ $1 == swarm ]]; then
+    echo "docker stack rm $2 >/dev/null 2>&1"
+  else
+    echo "SHOAL_HOST=unix://$RUN/shoal.sock $SHOAL stack rm $2 >/dev/null 2>&1"
+  fi
+}
+scale_cmd() {
+  if [[ $1 == swarm ]]; then
+    echo "docker service scale -d $2=$3 >/dev/null 2>&1"
+  else
+    echo "SHOAL_HOST=unix://$RUN/shoal.sock $SHOAL service scale $2=$3 >/dev/null 2>&1"
+  fi
+}
+# run TOOL: the seven scenarios; results in T[TOOL.x].
+run() {
+  local tool=$1 label
+  label=$([[ $tool == swarm ]] && echo com.docker.stack.namespace || echo shoal.stack)
+  u() { "$BENCH" "$DOCKER_HOST" until "$@"; }
+  T[$tool.g]=$(u "$(deploy_cmd "$tool" g "$RUN/g.yml")" running "$label=g" 1)
+  u "$(rm_cmd "$tool" g)" gone "$label=g" 0 >/dev/null
+  T[$tool.a]=$(u "$(deploy_cmd "$tool" a "$RUN/a.yml")" running "$label=a" 50)
+  T[$tool.f]=$(u "$(rm_cmd "$tool" a)" gone "$label=a" 0)
+  T[$tool.b]=$(u "$(deploy_cmd "$tool" b "$RUN/b.yml")" running "$label=b" 60)
+  u "$(rm_cmd "$tool" b)" gone "$label=b" 0 >/dev/null
+  u "$(deploy_cmd "$tool" c "$RUN/c10.yml")" running "$label=c" 10 >/dev/null
+  T[$tool.c]=$(u "$(scale_cmd "$tool" c_s0 60)" running "$label=c" 60)
+  u "$(rm_cmd "$tool" c)" gone "$label=c" 0 >/dev/null
+  u "$(deploy_cmd "$tool" d "$RUN/d1.yml")" running "$label=d" 10 >/dev/null
+  T[$tool.d]=$(u "$(deploy_cmd "$tool" d "$RUN/d2.yml")" running "$label=d" ver=2 10)
+  u "$(rm_cmd "$tool" d)" gone "$label=d" 0 >/dev/null
+  u "$(deploy_cmd "$tool" e "$RUN/e.yml")" running "$label=e" 20 >/dev/null
+  T[$tool.e]=$("$BENCH" "$DOCKER_HOST" kill-until "$label=e" 10 20)
+  u "$(rm_cmd "$tool" e)" gone "$label=e" 0 >/dev/null
+  echo "$tool: done (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+}
+
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+best=
+for c in 1 4 8 16; do
+  t=$("$BENCH" "$DOCKER_HOST" floor 50 "$c" shoal-busybox:latest)
+  echo "floor: 50 containers at concurrency $c: $t s"
+  if [[ -z $best ]] || (($(echo "$t < $best" | bc))); then best=$t; fi
+done
+T[floor.a]=$best
+
+docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+run swarm
+docker swarm leave --force >/dev/null
+# Swarm leaves its networks (docker_gwbridge, ingress) until they are pruned.
+docker network prune -f >/dev/null
+
+"$SHOAL" daemon --dev --executor docker --docker-host "$DOCKER_HOST" --socket "$RUN/shoal.sock" \
+  >"$RUN/daemon.out" 2>"$RUN/daemon.log" &
+DAEMON=$!
+for _ in $(seq 1 300); do grep -q READY "$RUN/daemon.out" 2>/dev/null && break; sleep 0.1; done
+grep -q READY "$RUN/daemon.out" || { cat "$RUN/daemon.log"; exit 1; }
+run shoal
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+printf '%-34s %8s %8s %8s %12s %12s\n' scenario shoal swarm floor shoal/swarm shoal/floor
+for s in a b c d e f g; do
+  case $s in
+    a) name="(a) 1 service x 50 replicas" ;;
+    b) name="(b) 20 services x 3 replicas" ;;
+    c) name="(c) scale 10 -> 60" ;;
+    d) name="(d) rolling update 10, par. 2" ;;
+    e) name="(e) kill 10 of 20" ;;
+    f) name="(f) remove the 50-replica stack" ;;
+    g) name="(g) 1 service x 1 replica" ;;
+  esac
+  sh=${T[shoal.$s]} sw=${T[swarm.$s]}
+  fl=${T[floor.a]}
+  ratio=$(echo "scale=2; $sh / $sw" | bc)
+  if [[ $s == a ]]; then
+    printf '%-34s %8s %8s %8s %12s %12s\n' "$name" "$sh" "$sw" "$fl" "$ratio" "$(echo "scale=2; $sh / $fl" | bc)"
+  else
+    printf '%-34s %8s %8s %8s %12s %12s\n' "$name" "$sh" "$sw" "-" "$ratio" "-"
+  fi
+done

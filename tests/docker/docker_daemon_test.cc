@@ -1,0 +1,196 @@
+// `shoal daemon --dev --executor docker` end to end: a stack of two services
+// on a stack network, with a config, a secret and a healthcheck, deployed
+// through the CLI; one service reaches the other by name; a killed container
+// is replaced; `stack rm` leaves no container and no network behind.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include "create.h"
+#include "docker_test_util.h"
+
+extern char** environ;
+
+namespace shoal::executor::dtest {
+namespace {
+
+struct CmdResult {
+  int code = -1;
+  std::string out;
+};
+
+// Runs a shell command line; its stdout and stderr together.
+CmdResult Sh(const std::string& cmd) {
+  CmdResult r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The daemon as a child process, ended with SIGTERM (a dev daemon then stops
+// its tasks), SIGKILL if it does not go within 30 s.
+class Daemon {
+ public:
+  Daemon(const fs::path& dir, const std::vector<std::string>& args) : dir_(dir) {
+    std::vector<std::string> argv = {SHOAL_BINARY, "daemon"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, (dir / "daemon.out").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, (dir / "daemon.log").c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (posix_spawn(&pid_, SHOAL_BINARY, &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Daemon() { Stop(); }
+  bool WaitReady() {
+    return Eventually(
+        [&] { return ReadFile(dir_ / "daemon.out").find("READY") != std::string::npos; }, 30s);
+  }
+  std::string Log() const { return ReadFile(dir_ / "daemon.log"); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    bool gone = Eventually([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, 30s);
+    if (!gone) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+  }
+
+ private:
+  fs::path dir_;
+  pid_t pid_ = -1;
+};
+
+std::vector<std::string> StackContainers(const std::string& stack, bool running_only) {
+  const std::string filters =
+      std::string(R"({"label":[")") + docker::kLabelStack + "=" + stack + R"("]})";
+  auto r = Client().Call("GET", std::string("/containers/json?all=") + (running_only ? "0" : "1") +
+                                    "&filters=" + docker::UrlEncode(filters));
+  std::vector<std::string> ids;
+  if (!r.ok() || r->status != 200) return ids;
+  size_t pos = 0;
+  while ((pos = r->body.find("\"Id\":\"", pos)) != std::string::npos) {
+    ids.push_back(r->body.substr(pos + 6, 64));
+    pos += 6;
+  }
+  return ids;
+}
+
+TEST_CASE("docker: shoal daemon --dev --executor docker runs a stack of containers",
+          "[docker][daemon]") {
+  const std::string stack = "dd" + std::to_string(getpid());
+  const fs::path dir = fs::temp_directory_path() / ("shoal-dtest-daemon-" + stack);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "index.html") << "hello from a container\n";
+  std::ofstream(dir / "key.txt") << "k3y\n";
+  std::ofstream(dir / "stack.yml") << "name: " << stack << R"(
+services:
+  web:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    configs:
+      - source: index
+        target: /www/index.html
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 500ms
+    ports:
+      - "${INGRESS_PORT}:8080"
+    deploy:
+      replicas: 2
+      restart_policy: {condition: any, delay: 0s}
+  cli:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"key=$$(cat /run/secrets/key)\"; wget -qO- http://web:8080/; sleep 0.5 & wait; done"]
+    secrets:
+      - source: key
+        mode: 0400
+configs:
+  index:
+    file: ./index.html
+secrets:
+  key:
+    file: ./key.txt
+)";
+  const std::string sock = (dir / "shoal.sock").string();
+  Daemon d(dir, {"--dev", "--executor", "docker", "--docker-host", EngineHost(), "--socket", sock});
+  REQUIRE(d.WaitReady());
+  CHECK(d.Log().find("executor docker") != std::string::npos);
+  const std::string cli = std::string("SHOAL_HOST=unix://") + sock + " " + SHOAL_BINARY + " ";
+
+  const int ingress_port = 20000 + (getpid() + 7919) % 20000;
+  CmdResult r = Sh("INGRESS_PORT=" + std::to_string(ingress_port) + " " + cli +
+                   "deploy --timeout 60 " + (dir / "stack.yml").string());
+  INFO(r.out << "\n" << d.Log());
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("converged") != std::string::npos);
+  CHECK(StackContainers(stack, true).size() == 3);
+
+  // cli reaches web by its service name, and reads its secret.
+  CHECK(Eventually(
+      [&] {
+        std::string logs = Sh(cli + "service logs " + stack + "_cli").out;
+        return logs.find("hello from a container") != std::string::npos &&
+               logs.find("key=k3y") != std::string::npos;
+      },
+      20s));
+
+  // The ingress port answers from a task.
+  CHECK(Eventually(
+      [&] { return HttpGet(ingress_port).find("hello from a container") != std::string::npos; },
+      10s));
+
+  // A killed container is replaced.
+  std::vector<std::string> before = StackContainers(stack, true);
+  REQUIRE_FALSE(before.empty());
+  REQUIRE(Client().Call("POST", "/containers/" + before[0] + "/kill?signal=SIGKILL")->status ==
+          204);
+  CHECK(Eventually(
+      [&] {
+        auto now = StackContainers(stack, true);
+        return now.size() == 3 && std::find(now.begin(), now.end(), before[0]) == now.end();
+      },
+      30s));
+
+  r = Sh(cli + "stack rm " + stack);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(Eventually([&] { return StackContainers(stack, false).empty(); }, 30s));
+  CHECK(Eventually(
+      [&] {
+        auto n = Client().Call("GET", "/networks/" + stack + "_default");
+        return n.ok() && n->status == 404;
+      },
+      20s));
+  d.Stop();
+  for (const auto& id : StackContainers(stack, false)) {
+    (void)Client().Call("DELETE", "/containers/" + id + "?force=1");
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace shoal::executor::dtest
