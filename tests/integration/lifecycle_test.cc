@@ -32,7 +32,14 @@ std::string Stack(const ShoalCluster& c, const std::string& greeting, int replic
       "\n"
       "    deploy:\n"
       "      replicas: " +
-      std::to_string(replicas) + "\n";
+      std::to_string(replicas) +
+      "\n"
+      // A third service that both revisions declare, differently: a stack
+      // rollback changes it too.
+      "  db:\n"
+      "    image: busybox\n"
+      "    command: [\"/bin/sh\", \"-c\", \"sleep 3600; echo " +
+      c.marker() + "\"]\n    environment:\n      DB_MODE: db-" + greeting + "\n";
   if (with_extra) {
     yaml += "  extra:\n    image: busybox\n    command: [\"/bin/sh\", \"-c\", \"sleep 3600; echo " +
             c.marker() + "\"]\n";
@@ -50,7 +57,7 @@ TEST_CASE("stack history, diff and rollback; service update and rollback") {
   std::string v2 = c.WriteStack("v2.yml", Stack(c, "bonjour", 3, true));
   REQUIRE(c.Cli("n1", {"deploy", "-c", v1, "--timeout", "60", "demo"}).code == 0);
   REQUIRE(c.Cli("n1", {"deploy", "-c", v2, "--timeout", "60", "demo"}).code == 0);
-  CHECK(c.CountTasks() == 4);
+  CHECK(c.CountTasks() == 5);
 
   CliResult hist = c.Cli("n1", {"stack", "history", "demo"});
   INFO(hist.out);
@@ -61,13 +68,18 @@ TEST_CASE("stack history, diff and rollback; service update and rollback") {
   CHECK(diff.code == 2);
   CHECK(diff.out.find("bonjour") != std::string::npos);
   CHECK(diff.out.find("demo_extra") != std::string::npos);
+  CHECK(diff.out.find("db-bonjour") != std::string::npos);
 
-  // Back to revision 1 as revision 3: the extra service goes, GREETING is hello.
+  // Back to revision 1 as revision 3, across three services: the extra
+  // service goes, app's GREETING is hello again and db's DB_MODE db-hello.
   CliResult rb = c.Cli("n1", {"stack", "rollback", "demo", "--to", "1"});
   INFO(rb.out);
   REQUIRE(rb.code == 0);
   CHECK(rb.out.find("revision 3") != std::string::npos);
-  CHECK(Eventually([&] { return c.CountTasks() == 2; }, seconds(30)));
+  CHECK(Eventually([&] { return c.CountTasks() == 3; }, seconds(30)));
+  CliResult db = c.Cli("n1", {"service", "inspect", "demo_db"});
+  INFO(db.out);
+  CHECK(db.out.find("db-hello") != std::string::npos);  // db-bonjour stays as previous_spec
   CHECK(c.Cli("n1", {"stack", "history", "demo"}).out.find("rollback to revision 1") !=
         std::string::npos);
   CliResult same = c.Cli("n1", {"stack", "diff", "demo", "1", "3"});
@@ -90,7 +102,7 @@ TEST_CASE("stack history, diff and rollback; service update and rollback") {
   CliResult scale = c.Cli("n1", {"service", "update", "demo_app", "--replicas", "1"});
   CHECK(scale.code == 0);
   CHECK(scale.out.find("tasks are replaced") == std::string::npos);
-  CHECK(Eventually([&] { return c.CountTasks() == 1; }, seconds(30)));
+  CHECK(Eventually([&] { return c.CountTasks() == 2; }, seconds(30)));  // app 1, db 1
 }
 
 namespace {
