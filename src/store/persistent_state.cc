@@ -13,10 +13,19 @@ constexpr const char* kAppliedKey = "m/applied";
 constexpr size_t kWriteBufferSize = 64 << 20;
 
 // "o/<kind number>/<id>": objects of one kind sit together, in id order.
+void ObjectKey(Kind kind, const std::string& id, std::string* out) {
+  int k = static_cast<int>(kind);
+  out->assign("o/");
+  out->push_back(static_cast<char>('0' + k / 10));
+  out->push_back(static_cast<char>('0' + k % 10));
+  out->push_back('/');
+  out->append(id);
+}
+
 std::string ObjectKey(Kind kind, const std::string& id) {
-  char prefix[8];
-  std::snprintf(prefix, sizeof prefix, "o/%02d/", static_cast<int>(kind));
-  return prefix + id;
+  std::string key;
+  ObjectKey(kind, id, &key);
+  return key;
 }
 
 Status FromLevelDb(const leveldb::Status& s, const std::string& what) {
@@ -89,10 +98,11 @@ Status PersistentState::Commit(uint64_t applied_index, const std::vector<Event>&
   leveldb::WriteBatch& batch = batch_;
   batch.Clear();
   std::string& value = value_;
+  std::string& key = key_;
   for (const auto& e : events) {
     auto kind = KindOf(e.mutation);
     if (!kind.ok()) return kind.error();
-    std::string key = ObjectKey(*kind, MetaOf(e.mutation)->id());
+    ObjectKey(*kind, MetaOf(e.mutation)->id(), &key);
     if (e.mutation.op() == v1::Mutation::OP_DELETE) {
       batch.Delete(key);
     } else {

@@ -132,22 +132,10 @@ Status ReplicatedStore::Refusal() const {
   return Status::Ok();
 }
 
-void ReplicatedStore::Propose(v1::Command command, ProposeCallback done) {
-  if (Status s = Refusal(); !s.ok()) {
-    completions_.push_back({std::move(done), std::move(s), 0});
-    return;
-  }
-  uint64_t seq = 0;
-  command.set_request_id(NextRequestId(&seq));
-  Status s = node_->Propose(command.SerializeAsString());
-  if (!s.ok()) {
-    completions_.push_back({std::move(done), std::move(s), 0});
-    return;
-  }
-  proposals_.emplace(seq, PendingProposal{std::move(done), ticks_ + request_timeout_});
-}
-
 void ReplicatedStore::Read(ReadCallback done) {
+  // Proposals made before the read reach Raft before it, as they did before
+  // batching.
+  FlushProposals();
   if (Status s = Refusal(); !s.ok()) {
     completions_.push_back({std::move(done), std::move(s), 0});
     return;
@@ -172,6 +160,7 @@ void ReplicatedStore::ReportSnapshot(uint64_t peer, bool ok) {
 
 Status ReplicatedStore::TransferLeadership(uint64_t peer) {
   if (!fatal_.ok()) return fatal_;
+  FlushProposals();
   return node_->TransferLeadership(peer);
 }
 
@@ -180,6 +169,7 @@ Status ReplicatedStore::StepDown() {
   if (!is_leader()) return {Code::kFailedPrecondition, "not the leader"};
   std::vector<raft::PeerProgress> peers = node_->Peers();
   if (peers.empty()) return {Code::kFailedPrecondition, "the only voter: nobody to hand over to"};
+  FlushProposals();
   // The most up-to-date voter needs the fewest entries before it can take
   // over; one that has not answered lately would only stall the transfer.
   const raft::PeerProgress* best = nullptr;
@@ -192,6 +182,7 @@ Status ReplicatedStore::StepDown() {
 }
 
 void ReplicatedStore::ProposeConfChange(const raft::ConfChange& change, ProposeCallback done) {
+  FlushProposals();
   if (Status s = Refusal(); !s.ok()) {
     completions_.push_back({std::move(done), std::move(s), 0});
     return;
@@ -255,23 +246,28 @@ Status ReplicatedStore::Process() {
   // A callback that calls Process() again: the outer call keeps going.
   if (processing_) return fatal_;
   processing_ = true;
-  while (fatal_.ok() && node_->HasReady()) {
-    raft::Ready rd = node_->GetReady();
-    bool deferred = false;
-    if (Status s = ProcessReady(rd, &deferred); !s.ok()) {
-      fprintf(stderr, "shoal store: stopping member %llu: %s\n",
-              static_cast<unsigned long long>(options_.raft.id), s.ToString().c_str());
-      fatal_ = s;
-      FailAll(s);
+  // Callbacks may propose again: go on until nothing is left to hand over.
+  do {
+    FlushProposals();
+    while (fatal_.ok() && node_->HasReady()) {
+      raft::Ready rd = node_->GetReady();
+      bool deferred = false;
+      if (Status s = ProcessReady(rd, &deferred); !s.ok()) {
+        fprintf(stderr, "shoal store: stopping member %llu: %s\n",
+                static_cast<unsigned long long>(options_.raft.id), s.ToString().c_str());
+        fatal_ = s;
+        FailAll(s);
+      }
+      RunCompletions();
+      if (deferred && fatal_.ok()) {
+        // Before the next Ready, so each peer still gets the messages in order.
+        for (const auto& m : rd.messages) Send(m);
+        ReportSendFailures();
+      }
+      FlushProposals();
     }
     RunCompletions();
-    if (deferred && fatal_.ok()) {
-      // Before the next Ready, so each peer still gets the messages in order.
-      for (const auto& m : rd.messages) Send(m);
-      ReportSendFailures();
-    }
-  }
-  RunCompletions();
+  } while (fatal_.ok() && !batch_.seqs.empty());
   processing_ = false;
   return fatal_;
 }
@@ -323,20 +319,12 @@ Status ReplicatedStore::ProcessReady(raft::Ready& rd, bool* sends_deferred) {
   // 4-5. Apply, and record the whole batch in one write.
   std::vector<Event> events;
   uint64_t before = state_.applied_index();
-  if (!rd.committed_entries.empty()) {
-    // The commands are parsed into one arena per Ready: their many small
-    // messages cost a pointer bump each and are freed together.
-    google::protobuf::ArenaOptions ao;
-    ao.start_block_size = 64 << 10;
-    ao.max_block_size = 1 << 20;
-    google::protobuf::Arena arena(ao);
-    for (const auto& e : rd.committed_entries) ApplyEntry(e, &events, &arena);
-  }
+  for (const auto& e : rd.committed_entries) ApplyEntry(e, &events);
   if (deps_.applied != nullptr && state_.applied_index() != before) {
     Status s = deps_.applied->Commit(state_.applied_index(), events, options_.sync_applied);
     if (!s.ok()) return s;
   }
-  watch_.Append(events);
+  watch_.Append(std::move(events));
   for (const auto& rs : rd.read_states) {
     auto it = reads_.find(rs.context);
     if (it == reads_.end()) continue;  // timed out, or from before a restart
@@ -369,41 +357,11 @@ Status ReplicatedStore::InstallSnapshot(const raft::Snapshot& snapshot) {
   }
   // Watchers cannot be told what changed; they must reload.
   watch_.Reset(index);
+  kept_.clear();
   snapshot_index_ = index;
   snapshot_bytes_ = snapshot.data().size();
   applied_since_bytes_ = 0;
   return Status::Ok();
-}
-
-void ReplicatedStore::ApplyEntry(const raft::Entry& entry, std::vector<Event>* events,
-                                 google::protobuf::Arena* arena) {
-  if (entry.index() <= state_.applied_index()) return;  // covered by a snapshot
-  applied_since_bytes_ += entry.data().size();
-  v1::Command& command = *google::protobuf::Arena::CreateMessage<v1::Command>(arena);
-  bool is_command = entry.type() == v1::ENTRY_NORMAL && !entry.data().empty();
-  if (is_command && !command.ParseFromString(entry.data())) {
-    // Every member holds the same bytes and skips them alike, so the states
-    // stay identical; the proposer times out.
-    fprintf(stderr, "shoal store: entry %llu is not a command; skipped\n",
-            static_cast<unsigned long long>(entry.index()));
-    command.Clear();
-    is_command = false;
-  }
-  if (!is_command) {
-    // A leader's no-op or a membership change: only the applied index moves
-    // (Raft applies the change itself in Advance, and keeps the configuration
-    // in its snapshots and log, so the applied state needs no copy).
-    (void)state_.Apply(entry.index(), v1::Command(), nullptr);
-    if (entry.type() == v1::ENTRY_CONF_CHANGE) ApplyConfChangeEntry(entry);
-    return;
-  }
-  Status s = state_.Apply(entry.index(), command, events);
-  uint64_t seq = OwnSequence(command.request_id());
-  if (seq == 0) return;  // proposed elsewhere
-  auto it = proposals_.find(seq);
-  if (it == proposals_.end()) return;  // timed out
-  completions_.push_back({std::move(it->second.done), std::move(s), entry.index()});
-  proposals_.erase(it);
 }
 
 void ReplicatedStore::ApplyConfChangeEntry(const raft::Entry& entry) {
@@ -431,6 +389,7 @@ void ReplicatedStore::ServeReads() {
 void ReplicatedStore::CheckLeadership() {
   raft::NodeStatus st = node_->status();
   bool changed = st.term != last_term_ || st.leader != last_leader_;
+  if (changed) kept_.clear();  // this member's entries may be overwritten
   if (changed && last_leader_ != 0) {
     // An entry proposed through the old leader may still commit, or be
     // overwritten: the caller must treat the outcome as unknown.
@@ -474,6 +433,9 @@ Status ReplicatedStore::MaybeSnapshot() {
 }
 
 void ReplicatedStore::FailAll(const Status& status) {
+  // Commands not yet handed to Raft are failed below with the rest; they
+  // must not reach it afterwards.
+  batch_.Clear();
   for (auto& [id, p] : proposals_) completions_.push_back({std::move(p.done), status, 0});
   proposals_.clear();
   for (auto& [ctx, r] : reads_) completions_.push_back({std::move(r.done), status, 0});
@@ -520,25 +482,6 @@ void ReplicatedStore::RunCompletions() {
       if (c.done) c.done(std::move(c.status), c.index);
     }
   }
-}
-
-std::string ReplicatedStore::NextRequestId(uint64_t* seq) {
-  *seq = ++next_request_;
-  return id_prefix_ + std::to_string(*seq);
-}
-
-uint64_t ReplicatedStore::OwnSequence(const std::string& request_id) const {
-  if (request_id.size() <= id_prefix_.size() ||
-      request_id.compare(0, id_prefix_.size(), id_prefix_) != 0) {
-    return 0;
-  }
-  uint64_t seq = 0;
-  for (size_t i = id_prefix_.size(); i < request_id.size(); ++i) {
-    char c = request_id[i];
-    if (c < '0' || c > '9') return 0;
-    seq = seq * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return seq;
 }
 
 }  // namespace shoal::store

@@ -8,33 +8,60 @@ namespace {
 
 using v1::Mutation;
 
-// Index keys of an object: index name -> keys.
-std::vector<std::pair<std::string, std::string>> IndexKeys(Kind kind, const Mutation& m) {
+// Index keys of an object: index name -> key, at most three, in a fixed array
+// (this runs twice for every object written).
+struct IndexKeys {
+  int n = 0;
+  std::pair<const char*, std::string> keys[3];
+  void Add(const char* index, const std::string& key) { keys[n++] = {index, key}; }
+  // An object outside any stack is not in the "stack" index: nothing looks
+  // up the empty stack, and in a large state that one key would hold them all.
+  void AddStack(const std::string& stack) {
+    if (!stack.empty()) Add("stack", stack);
+  }
+};
+
+IndexKeys KeysOf(Kind kind, const Mutation& m) {
+  IndexKeys k;
   switch (kind) {
     case Kind::kNode:
-      return {{"name", m.node().description().hostname()}};
+      k.Add("name", m.node().description().hostname());
+      break;
     case Kind::kStack:
-      return {{"name", m.stack().name()}};
+      k.Add("name", m.stack().name());
+      break;
     case Kind::kStackRevision:
-      return {{"stack", m.stack_revision().stack()}};
+      k.AddStack(m.stack_revision().stack());
+      break;
     case Kind::kService:
-      return {{"name", m.service().spec().name()}, {"stack", m.service().spec().stack()}};
+      k.Add("name", m.service().spec().name());
+      k.AddStack(m.service().spec().stack());
+      break;
     case Kind::kTask:
-      return {{"service", m.task().service_id()},
-              {"node", m.task().node_id()},
-              {"desired_state", std::to_string(static_cast<int>(m.task().desired_state()))}};
+      k.Add("service", m.task().service_id());
+      k.Add("node", m.task().node_id());
+      k.Add("desired_state", std::to_string(static_cast<int>(m.task().desired_state())));
+      break;
     case Kind::kNetwork:
-      return {{"name", m.network().spec().name()}, {"stack", m.network().stack()}};
+      k.Add("name", m.network().spec().name());
+      k.AddStack(m.network().stack());
+      break;
     case Kind::kVolume:
-      return {{"name", m.volume().spec().name()}, {"stack", m.volume().stack()}};
+      k.Add("name", m.volume().spec().name());
+      k.AddStack(m.volume().stack());
+      break;
     case Kind::kSecret:
-      return {{"name", m.secret().spec().name()}, {"stack", m.secret().stack()}};
+      k.Add("name", m.secret().spec().name());
+      k.AddStack(m.secret().stack());
+      break;
     case Kind::kConfig:
-      return {{"name", m.config().spec().name()}, {"stack", m.config().stack()}};
+      k.Add("name", m.config().spec().name());
+      k.AddStack(m.config().stack());
+      break;
     case Kind::kCluster:
-      return {};
+      break;
   }
-  return {};
+  return k;
 }
 
 // Kinds whose "name" must be unique in the cluster.
@@ -43,10 +70,26 @@ bool UniqueName(Kind kind) {
          kind != Kind::kCluster;
 }
 
-std::string NameOf(Kind kind, const Mutation& m) {
-  for (const auto& [index, key] : IndexKeys(kind, m))
-    if (index == "name") return key;
-  return "";
+const std::string& NameOf(Kind kind, const Mutation& m) {
+  static const std::string kNone;
+  switch (kind) {
+    case Kind::kNode:
+      return m.node().description().hostname();
+    case Kind::kStack:
+      return m.stack().name();
+    case Kind::kService:
+      return m.service().spec().name();
+    case Kind::kNetwork:
+      return m.network().spec().name();
+    case Kind::kVolume:
+      return m.volume().spec().name();
+    case Kind::kSecret:
+      return m.secret().spec().name();
+    case Kind::kConfig:
+      return m.config().spec().name();
+    default:
+      return kNone;
+  }
 }
 
 v1::Meta* MutableMetaOf(Mutation* m) {
@@ -146,7 +189,7 @@ Status State::Check(const Mutation& m, const std::map<std::string, std::string>&
                                            std::to_string(have) + ")"};
   }
   if (UniqueName(*kind)) {
-    std::string name = NameOf(*kind, m);
+    const std::string& name = NameOf(*kind, m);
     if (name.empty()) return InvalidArgument(what + " has no name");
     const auto& idx = tables_[static_cast<int>(*kind)].indexes;
     auto it = idx.find("name");
@@ -160,7 +203,7 @@ Status State::Check(const Mutation& m, const std::map<std::string, std::string>&
         }
       }
     }
-    auto dup = names.find(std::string(KindName(*kind)) + "/" + name);
+    auto dup = names.empty() ? names.end() : names.find(std::string(KindName(*kind)) + "/" + name);
     if (dup != names.end() && dup->second != meta->id()) {
       return {Code::kAlreadyExists, std::string(KindName(*kind)) + " name \"" + name +
                                         "\" is used twice in one transaction"};
@@ -169,32 +212,70 @@ Status State::Check(const Mutation& m, const std::map<std::string, std::string>&
   return Status::Ok();
 }
 
-Status State::Apply(uint64_t index, const v1::Command& command, std::vector<Event>* events) {
+Status State::Apply(uint64_t index, const v1::Command& command, std::vector<Event>* events,
+                    std::vector<Status>* results) {
+  return ApplyIndexed(index, command, nullptr, events, results);
+}
+
+Status State::ApplyConsuming(uint64_t index, v1::Command* command, std::vector<Event>* events,
+                             std::vector<Status>* results) {
+  return ApplyIndexed(index, *command, command, events, results);
+}
+
+Status State::ApplyIndexed(uint64_t index, const v1::Command& command, v1::Command* movable,
+                           std::vector<Event>* events, std::vector<Status>* results) {
   if (index <= applied_index_) {
     return {Code::kFailedPrecondition, "index " + std::to_string(index) +
                                            " was already applied (at " +
                                            std::to_string(applied_index_) + ")"};
   }
   applied_index_ = index;
+  if (command.kind_case() != v1::Command::kBatch) {
+    Status s = ApplyOne(index, command, movable, events);
+    if (results != nullptr) results->push_back(s);
+    return s;
+  }
+  const auto& commands = command.batch().commands();
+  if (results != nullptr) results->reserve(results->size() + commands.size());
+  for (int i = 0; i < commands.size(); ++i) {
+    const v1::Command& c = commands[i];
+    v1::Command* mc = movable != nullptr ? movable->mutable_batch()->mutable_commands(i) : nullptr;
+    Status s = c.kind_case() == v1::Command::kBatch
+                   ? InvalidArgument("a command batch inside a command batch")
+                   : ApplyOne(index, c, mc, events);
+    if (results != nullptr) results->push_back(std::move(s));
+  }
+  return Status::Ok();
+}
+
+Status State::ApplyOne(uint64_t index, const v1::Command& command, v1::Command* movable,
+                       std::vector<Event>* events) {
   if (command.kind_case() != v1::Command::kTransaction) return Status::Ok();
   const auto& muts = command.transaction().mutations();
-  std::map<std::string, std::string> names;  // kind/name -> id, within this transaction
-  std::set<std::string> touched;
-  for (const auto& m : muts) {
-    if (Status s = Check(m, names); !s.ok()) return s;
-    Kind kind = *KindOf(m);
-    std::string key = std::string(KindName(kind)) + "/" + MetaOf(m)->id();
-    if (!touched.insert(key).second) {
-      return InvalidArgument(key + " is changed twice in one transaction");
-    }
-    if (UniqueName(kind) && m.op() == Mutation::OP_PUT) {
-      names[std::string(KindName(kind)) + "/" + NameOf(kind, m)] = MetaOf(m)->id();
+  if (muts.size() == 1) {
+    // The common case (one object per command) needs no bookkeeping across
+    // mutations.
+    if (Status s = Check(muts[0], {}); !s.ok()) return s;
+  } else {
+    std::map<std::string, std::string> names;  // kind/name -> id, within this transaction
+    std::set<std::string> touched;
+    for (const auto& m : muts) {
+      if (Status s = Check(m, names); !s.ok()) return s;
+      Kind kind = *KindOf(m);
+      std::string key = std::string(KindName(kind)) + "/" + MetaOf(m)->id();
+      if (!touched.insert(key).second) {
+        return InvalidArgument(key + " is changed twice in one transaction");
+      }
+      if (UniqueName(kind) && m.op() == Mutation::OP_PUT) {
+        names[std::string(KindName(kind)) + "/" + NameOf(kind, m)] = MetaOf(m)->id();
+      }
     }
   }
-  for (const auto& m : muts) {
+  for (int i = 0; i < muts.size(); ++i) {
+    const Mutation& m = muts[i];
     Kind kind = *KindOf(m);
     Table& t = tables_[static_cast<int>(kind)];
-    const std::string id = MetaOf(m)->id();
+    std::string id = MetaOf(m)->id();
     auto it = t.objects.find(id);
     Event ev;
     ev.version = index;
@@ -215,11 +296,17 @@ Status State::Apply(uint64_t index, const v1::Command& command, std::vector<Even
     }
     if (m.op() == Mutation::OP_DELETE) {
       Index(kind, it->second, false);
-      ev.mutation = it->second;
+      ev.mutation = std::move(it->second);
       ev.mutation.set_op(Mutation::OP_DELETE);
       t.objects.erase(it);
     } else {
-      Mutation stored = m;
+      // Moved when allowed: `m` is then empty from here on.
+      Mutation stored;
+      if (movable != nullptr) {
+        stored = std::move(*movable->mutable_transaction()->mutable_mutations(i));  // a swap
+      } else {
+        stored = m;
+      }
       stored.set_op(Mutation::OP_PUT);
       stored.set_expected_version(0);
       v1::Meta* meta = MutableMetaOf(&stored);
@@ -231,9 +318,13 @@ Status State::Apply(uint64_t index, const v1::Command& command, std::vector<Even
         meta->set_created_at_ns(MetaOf(it->second)->created_at_ns());
         Index(kind, it->second, false);
       }
-      ev.mutation = stored;
+      if (events) ev.mutation = stored;
       Index(kind, stored, true);
-      t.objects[id] = std::move(stored);
+      if (it == t.objects.end()) {
+        t.objects.emplace(std::move(id), std::move(stored));
+      } else {
+        it->second = std::move(stored);
+      }
     }
     if (events) events->push_back(std::move(ev));
   }
@@ -243,14 +334,22 @@ Status State::Apply(uint64_t index, const v1::Command& command, std::vector<Even
 void State::Index(Kind kind, const Mutation& m, bool add) {
   Table& t = tables_[static_cast<int>(kind)];
   const std::string& id = MetaOf(m)->id();
-  for (const auto& [index, key] : IndexKeys(kind, m)) {
-    auto& ids = t.indexes[index][key];
-    if (add) {
-      ids.insert(id);
-    } else {
-      ids.erase(id);
-      if (ids.empty()) t.indexes[index].erase(key);
+  IndexKeys keys = KeysOf(kind, m);
+  for (int i = 0; i < keys.n; ++i) {
+    const auto& [index, key] = keys.keys[i];
+    auto idx = t.indexes.find(index);
+    if (idx == t.indexes.end()) {
+      if (!add) continue;
+      idx = t.indexes.emplace(index, std::map<std::string, std::set<std::string>>()).first;
     }
+    if (add) {
+      idx->second[key].insert(id);
+      continue;
+    }
+    auto ids = idx->second.find(key);
+    if (ids == idx->second.end()) continue;
+    ids->second.erase(id);
+    if (ids->second.empty()) idx->second.erase(ids);
   }
 }
 

@@ -9,10 +9,23 @@ void WatchLog::Append(const std::vector<Event>& events) {
     events_.push_back(e);
     last_version_ = std::max(last_version_, e.version);
   }
+  Trim();
+}
+
+void WatchLog::Trim() {
   while (events_.size() > capacity_) {
     dropped_through_ = events_.front().version;
     events_.pop_front();
   }
+}
+
+void WatchLog::Append(std::vector<Event>&& events) {
+  for (auto& e : events) {
+    last_version_ = std::max(last_version_, e.version);
+    events_.push_back(std::move(e));
+  }
+  events.clear();
+  Trim();
 }
 
 Result<std::vector<Event>> WatchLog::Since(uint64_t from, size_t max) const {
@@ -28,6 +41,12 @@ Result<std::vector<Event>> WatchLog::Since(uint64_t from, size_t max) const {
   auto it = std::upper_bound(events_.begin(), events_.end(), from,
                              [](uint64_t v, const Event& e) { return v < e.version; });
   for (; it != events_.end() && out.size() < max; ++it) out.push_back(*it);
+  // Never part of a version: a watcher resumes from the last version it saw,
+  // so the rest of that version's events would be lost. A batch entry can
+  // hold more events than `max`.
+  for (; it != events_.end() && !out.empty() && it->version == out.back().version; ++it) {
+    out.push_back(*it);
+  }
   return out;
 }
 

@@ -7,7 +7,7 @@
 //                    --peers-file FILE [--tick-ms 10] [--heartbeat-ticks 10]
 //                    [--election-ticks 100] [--snapshot-every 10000]
 //                    [--snapshot-keep 1000] [--snapshot-log-ratio 0]
-//                    [--early-appends 1] [--inline-turns 1]
+//                    [--early-appends 1] [--inline-turns 1] [--batch-bytes 262144]
 //
 // --snapshot-log-ratio R (ReplicatedStoreOptions::snapshot_log_ratio) also
 // waits for R times the last snapshot's size of applied commands between
@@ -15,6 +15,8 @@
 // (ReplicatedStoreOptions::leader_appends_before_persist), for comparison.
 // --inline-turns 0 makes every turn of the store run on the loop's own thread
 // (EventLoopOptions::run_inline off, as in the daemon), for comparison.
+// --batch-bytes sets ReplicatedStoreOptions::batch_max_bytes (0: one Raft
+// entry per command, as before batch entries), for comparison.
 //
 // The process re-executes itself once at start with a larger glibc malloc
 // cache (TuneMallocCache below).
@@ -69,6 +71,7 @@ struct Flags {
   bool early_appends = true;
   bool inline_turns = true;
   double snapshot_log_ratio = 0;
+  size_t batch_bytes = 256 << 10;
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -101,6 +104,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->snapshot_log_ratio = std::stod(v);
     } else if (k == "--early-appends") {
       f->early_appends = v != "0";
+    } else if (k == "--batch-bytes") {
+      f->batch_bytes = std::stoull(v);
     } else if (k == "--inline-turns") {
       f->inline_turns = v != "0";
     } else {
@@ -173,6 +178,8 @@ class ControlService final : public v1::StoreControl::CallbackService {
 
   // Every put of the batch is proposed in one loop task, so all of them land
   // in the same Raft Ready: one fsync and one AppendEntries per follower.
+  // Each put is its own command with its own result (the store packs the
+  // commands of one turn into one batch entry), unless one_transaction.
   grpc::ServerUnaryReactor* PutBatch(grpc::CallbackServerContext* ctx,
                                      const v1::PutBatchRequest* req,
                                      v1::PutBatchReply* reply) override {
@@ -327,6 +334,7 @@ int Run(const Flags& f) {
   options.snapshot_keep = f.snapshot_keep;
   options.leader_appends_before_persist = f.early_appends;
   options.snapshot_log_ratio = f.snapshot_log_ratio;
+  options.batch_max_bytes = f.batch_bytes;
   shoal::store::ReplicatedStoreDeps deps{raft_disk->get(), applied->get(), &transport, &random};
   auto store = ReplicatedStore::Open(options, deps);
   if (!store.ok()) {
@@ -429,7 +437,7 @@ int main(int argc, char** argv) {
                    "usage: shoal_store_node --id N --data DIR --peers 1,2,3 --peers-file FILE "
                    "[--listen ADDR] [--tick-ms 10] [--heartbeat-ticks 10] [--election-ticks 100] "
                    "[--snapshot-every 10000] [--snapshot-keep 1000] [--snapshot-log-ratio 0] "
-                   "[--early-appends 1] [--inline-turns 1]\n");
+                   "[--early-appends 1] [--inline-turns 1] [--batch-bytes 262144]\n");
       return 2;
     }
   } catch (const std::exception& e) {

@@ -45,6 +45,8 @@ void RunSeeds(int nodes, uint64_t first_seed, uint64_t default_count, bool store
     total.elections += r.stats.elections;
     total.snapshots_installed += r.stats.snapshots_installed;
     total.membership_changes += r.stats.membership_changes;
+    total.burst_writes += r.stats.burst_writes;
+    total.writes_refused += r.stats.writes_refused;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   WARN((store ? "stores: " : "") << nodes << " members, " << count << " seeds in " << secs << " s: "
@@ -53,7 +55,14 @@ void RunSeeds(int nodes, uint64_t first_seed, uint64_t default_count, bool store
                                  << " crashes, " << total.partitions << " partitions, "
                                  << total.elections << " leaders, " << total.snapshots_installed
                                  << " snapshots installed, " << total.membership_changes
-                                 << " membership changes");
+                                 << " membership changes, " << total.burst_writes
+                                 << " writes several to a turn, " << total.writes_refused
+                                 << " refused as repeats");
+  // The store's batch entries must have been exercised, repeats included.
+  if (store && count >= 20) {
+    CHECK(total.burst_writes > 0);
+    CHECK(total.writes_refused > 0);
+  }
 }
 
 TEST_CASE("Raft simulation, 3 members", "[members3]") { RunSeeds(3, 1, 600); }

@@ -24,6 +24,11 @@ struct SimOptions {
 
 struct SimStats {
   uint64_t writes_acked = 0;
+  // Store simulation: writes proposed several to a turn (one batch entry or
+  // a few), and those refused because an earlier one of the same turn took
+  // their id or name.
+  uint64_t burst_writes = 0;
+  uint64_t writes_refused = 0;
   uint64_t reads_served = 0;
   uint64_t messages = 0;
   uint64_t crashes = 0;

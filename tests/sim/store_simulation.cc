@@ -20,63 +20,15 @@
 #include "shoal/store/replicated_store.h"
 #include "shoal/store/txn.h"
 #include "simulation.h"
+#include "store_sim_member.h"
 
 namespace shoal::sim {
-namespace {
+// Named rather than anonymous: store_sim_member.h declares its pieces here.
+namespace store_sim {
 
 using raft::Message;
 using raft::Role;
 using store::ReplicatedStore;
-
-constexpr int kTickMs = 10;
-
-class Random : public raft::RandomSource {
- public:
-  explicit Random(uint64_t seed) : rng_(seed) {}
-  uint64_t Uniform(uint64_t n) override { return rng_() % n; }
-
- private:
-  std::mt19937_64 rng_;
-};
-
-uint64_t Fnv(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
-}
-
-class StoreSim;
-
-class SimTransport : public raft::Transport {
- public:
-  explicit SimTransport(StoreSim* sim) : sim_(sim) {}
-  Status Send(const Message& m) override;
-
- private:
-  StoreSim* sim_;
-};
-
-struct Member {
-  uint64_t id = 0;
-  bool founder = false;
-  std::unique_ptr<raft::MemoryStorage> disk;
-  std::unique_ptr<Random> random;
-  std::unique_ptr<SimTransport> transport;
-  std::unique_ptr<ReplicatedStore> store;  // null while down
-  int tick_phase = 0;
-  uint64_t restart_at = 0;
-  bool lose_unsynced = false;
-  bool stopped = false;       // removed, and shut down for good by its "daemon"
-  uint64_t stop_at = 0;       // when it reported removed() and will be stopped
-  bool keep_running = false;  // a removed member left running: must not disrupt
-};
-
-struct InFlight {
-  uint64_t at;
-  uint64_t seq;
-  Message msg;
-  bool operator>(const InFlight& o) const { return std::tie(at, seq) > std::tie(o.at, o.seq); }
-};
 
 class StoreSim {
  public:
@@ -130,6 +82,7 @@ class StoreSim {
   std::map<uint64_t, std::pair<uint64_t, std::string>> committed_;  // index -> term, data
   std::map<uint64_t, uint64_t> state_hash_at_;                      // applied index -> hash
   std::map<std::string, uint64_t> acked_;                           // write id -> index
+  std::map<std::string, std::string> acked_names_;                  // name -> write id
   std::set<uint64_t> removed_ids_;  // union of every member's applied ConfState.removed
   std::set<uint64_t> removal_acked_;
   uint64_t max_observed_ = 0;
@@ -190,6 +143,11 @@ void StoreSim::Start(Member& m) {
   o.snapshot_every = 40;  // joiners and laggards catch up by snapshot too
   o.snapshot_keep = 10;
   o.watch_capacity = 100;
+  // Batch entries of several commands, small ones split by size, and members
+  // that write one entry per command (as builds before batching did) mixed
+  // in one group.
+  const size_t batch_bytes[] = {0, 512, 64 << 10, 64 << 10};
+  o.batch_max_bytes = batch_bytes[Rand(4)];
   store::ReplicatedStoreDeps deps;
   deps.raft_storage = m.disk.get();
   deps.transport = m.transport.get();
@@ -299,22 +257,46 @@ void StoreSim::InjectFaults() {
 void StoreSim::ClientOps() {
   auto live = LiveIds();
   if (live.empty()) return;
-  if (Chance(1.0 / 8)) {
+  // As many writes as before batching (one every 8 ms on average), but
+  // fewer turns: a turn holds 1.75 writes on average.
+  if (Chance(1.0 / 14)) {
     Member& m = members_.at(live[Rand(live.size())]);
-    std::string id = "w" + std::to_string(next_write_++);
-    v1::Config c;
-    c.mutable_meta()->set_id(id);
-    c.mutable_spec()->set_name(id);
-    c.mutable_spec()->set_data(std::string(Rand(200), 'x'));
-    store::Txn txn;
-    txn.Put(c);
-    m.store->Propose(std::move(txn).Build("sim", 1), [this, id](Status s, uint64_t index) {
-      if (!s.ok()) return;
-      acked_[id] = index;
-      ++stats_.writes_acked;
-      if (index > max_observed_) last_acked_ = id;
-      max_observed_ = std::max(max_observed_, index);
-    });
+    // Several writes in one turn go into one batch entry (or a few). Some
+    // repeat an earlier write of the turn (same id, or same name under a new
+    // id): those must be refused, each on its own, and never acknowledged
+    // beside the one they repeat.
+    int n = Chance(0.3) ? 2 + static_cast<int>(Rand(4)) : 1;
+    std::vector<std::pair<std::string, std::string>> burst;  // id, name
+    for (int i = 0; i < n; ++i) {
+      std::string id = "w" + std::to_string(next_write_++);
+      std::string name = id;
+      if (!burst.empty() && Chance(0.25)) {
+        const auto& earlier = burst[Rand(burst.size())];
+        name = earlier.second;
+        if (Chance(0.5)) id = earlier.first;
+      }
+      burst.emplace_back(id, name);
+      v1::Config c;
+      c.mutable_meta()->set_id(id);
+      c.mutable_spec()->set_name(name);
+      c.mutable_spec()->set_data(std::string(Rand(200), 'x'));
+      store::Txn txn;
+      txn.Put(c);
+      if (n > 1) ++stats_.burst_writes;
+      m.store->Propose(std::move(txn).Build("sim", 1), [this, id, name](Status s, uint64_t index) {
+        if (s.code() == Code::kAlreadyExists) ++stats_.writes_refused;
+        if (!s.ok()) return;
+        if (acked_.count(id)) return Fail("write " + id + " was acknowledged twice");
+        auto [holder, fresh] = acked_names_.emplace(name, id);
+        if (!fresh && holder->second != id) {
+          return Fail("name " + name + " acknowledged for " + holder->second + " and " + id);
+        }
+        acked_[id] = index;
+        ++stats_.writes_acked;
+        if (index > max_observed_) last_acked_ = id;
+        max_observed_ = std::max(max_observed_, index);
+      });
+    }
     Process(m);
   }
   if (Chance(1.0 / 12)) {
@@ -606,8 +588,10 @@ SimResult StoreSim::Run() {
   return r;
 }
 
-}  // namespace
+}  // namespace store_sim
 
-SimResult RunStoreSimulation(const SimOptions& options) { return StoreSim(options).Run(); }
+SimResult RunStoreSimulation(const SimOptions& options) {
+  return store_sim::StoreSim(options).Run();
+}
 
 }  // namespace shoal::sim

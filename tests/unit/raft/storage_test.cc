@@ -228,5 +228,89 @@ TEST_CASE("LevelDbStorage: a crash halfway through InstallSnapshot leaves the ol
   CHECK(s->hard_state.commit() == 0);
 }
 
+std::vector<fs::path> SnapshotFiles(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    if (f.path().extension() == ".shoal") out.push_back(f.path());
+  }
+  return out;
+}
+
+// A snapshot of at least 1 MiB goes to a synced, checksummed file of its own
+// beside the database (leveldb_storage.cc); the database only refers to it.
+TEST_CASE("LevelDbStorage keeps a large snapshot in its own file across a restart") {
+  TempDir dir;
+  // Not one repeated byte, so that a flipped byte anywhere changes the data.
+  std::string data(3 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+  {
+    auto st = LevelDbStorage::Open(dir.path.string());
+    REQUIRE(st.ok());
+    REQUIRE(Write(**st, {E(1, 1, "a"), E(2, 1, "b"), E(3, 1, "c")}, nullptr, true).ok());
+    REQUIRE((*st)->SaveSnapshot(Snap(2, 1, data), 1).ok());
+  }
+  auto files = SnapshotFiles(dir.path);
+  REQUIRE(files.size() == 1);
+  CHECK(fs::file_size(files[0]) > data.size());
+  fs::path file = files[0];
+
+  SECTION("intact: it is loaded whole, with the entries after it") {
+    auto st = LevelDbStorage::Open(dir.path.string());
+    REQUIRE(st.ok());
+    auto s = (*st)->Load();
+    REQUIRE(s.ok());
+    CHECK(s->snapshot->metadata().index() == 2);
+    CHECK(s->snapshot->metadata().conf_state().voters_size() == 1);
+    CHECK(s->snapshot->data() == data);
+    CHECK(Indexes(*s).back() == 3);
+    // A newer large snapshot replaces the file: only one is kept.
+    REQUIRE((*st)->SaveSnapshot(Snap(3, 1, data + "more"), 2).ok());
+    CHECK(SnapshotFiles(dir.path).size() == 1);
+    CHECK(SnapshotFiles(dir.path)[0] != file);
+    CHECK((*(*st)->Load()).snapshot->data() == data + "more");
+  }
+
+  // Each damage must stop the start with kCorruption naming the file, never
+  // load a different state silently.
+  auto load_error = [&] {
+    auto st = LevelDbStorage::Open(dir.path.string());
+    if (!st.ok()) return st.error();
+    auto s = (*st)->Load();
+    return s.ok() ? Status::Ok() : s.error();
+  };
+  SECTION("a flipped byte in the data fails the checksum") {
+    {
+      std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(fs::file_size(file) / 2));
+      char c = 0;
+      f.read(&c, 1);
+      c = static_cast<char>(c ^ 0x5a);
+      f.seekp(static_cast<std::streamoff>(fs::file_size(file) / 2));
+      f.write(&c, 1);
+    }
+    Status err = load_error();
+    REQUIRE_FALSE(err.ok());
+    CHECK(err.code() == Code::kCorruption);
+    CHECK(err.message().find(file.string()) != std::string::npos);
+    CHECK(err.message().find("checksum") != std::string::npos);
+  }
+  SECTION("a truncated file is refused") {
+    fs::resize_file(file, fs::file_size(file) - 1000);
+    Status err = load_error();
+    REQUIRE_FALSE(err.ok());
+    CHECK(err.code() == Code::kCorruption);
+    CHECK(err.message().find(file.string()) != std::string::npos);
+    CHECK(err.message().find("bytes long") != std::string::npos);
+  }
+  SECTION("a missing file is refused") {
+    fs::remove(file);
+    Status err = load_error();
+    REQUIRE_FALSE(err.ok());
+    CHECK(err.code() == Code::kCorruption);
+    CHECK(err.message().find(file.string()) != std::string::npos);
+    CHECK(err.message().find("missing") != std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace shoal::raft

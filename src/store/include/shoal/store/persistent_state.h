@@ -46,6 +46,7 @@ class PersistentState {
   // Commit's scratch space, reused.
   leveldb::WriteBatch batch_;
   std::string value_;
+  std::string key_;
 };
 
 }  // namespace shoal::store

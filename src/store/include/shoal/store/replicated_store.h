@@ -15,9 +15,13 @@
 //             5. PersistentState::Commit once for the batch, WatchLog::Append
 //             6. Advance, then complete callbacks of local proposals and reads
 //
-// Inputs only queue work inside Raft; Process() turns everything queued since
-// the last call into one Ready, which is what batches many proposals into one
-// fsync. A production loop calls Process() after each batch of posted work.
+// Inputs only queue work; Process() turns everything queued since the last
+// call into one Ready, which is what batches many proposals into one fsync. A
+// production loop calls Process() after each batch of posted work. Proposals
+// queued between two Process() calls are also packed into one Raft entry (a
+// v1::CommandBatch), so that many clients' independent commands cost one entry
+// rather than one each; each still applies on its own and completes its own
+// callback.
 //
 // A leader's Ready that only commits (nothing to persist durably) runs step 6
 // before step 2: clients hear back before the followers hear the new commit
@@ -27,13 +31,13 @@
 // callback it runs, is called by one thread at a time: the caller's loop
 // (see EventLoop, whose turns may run on the posting thread).
 
-#include <google/protobuf/arena.h>
-
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "shoal/common/status.h"
@@ -57,6 +61,12 @@ struct ReplicatedStoreOptions {
   // a large state costs O(1) per byte written instead of growing with the
   // state (LogCabin's rule). More log is then kept between snapshots.
   double snapshot_log_ratio = 0;
+  // Proposals made between two Process() calls are packed into one Raft entry
+  // (a v1::CommandBatch) of up to about this many bytes; a proposal that
+  // changes an object already changed by one in the batch starts a new entry
+  // (so that an object's version, the entry's index, still names one state of
+  // it). 0: every proposal is an entry of its own, as before batching.
+  size_t batch_max_bytes = 256 << 10;
   // Entries kept below a snapshot, so a follower slightly behind needs no snapshot.
   uint64_t snapshot_keep = 1000;
   // Events kept for watchers that fall behind.
@@ -99,7 +109,8 @@ class ReplicatedStore {
  public:
   // status: Ok with the Raft index that applied the command (a transaction
   // refused by State::Apply reports its error, e.g. kFailedPrecondition for a
-  // stale version, with that index); kUnavailable when there is no leader, the
+  // stale version, with that index; the commands of one batch entry all report
+  // its index); kUnavailable when there is no leader, the
   // leadership changed before the command was applied (its outcome is then
   // unknown: it may still commit), the request timed out, or the store stopped.
   using ProposeCallback = std::function<void(Status status, uint64_t index)>;
@@ -125,7 +136,10 @@ class ReplicatedStore {
   Status Step(const v1::Message& message);
   // Proposes `command` (its request_id is overwritten). `done` runs exactly
   // once, always from Process() (or the destructor), never from Propose()
-  // itself, so a callback may propose again.
+  // itself, so a callback may propose again. The command reaches Raft at the
+  // next Process(), packed with the other proposals of this turn (those of
+  // one entry apply in the order they were proposed).
+  // InvalidArgument for a command holding a CommandBatch (propose its commands).
   void Propose(v1::Command command, ProposeCallback done);
   // Starts a linearizable read; `done` runs exactly once, from Process(), as
   // for Propose. Read state() in the callback.
@@ -216,6 +230,31 @@ class ReplicatedStore {
     uint64_t index = 0;
   };
 
+  // The proposals of this turn not yet handed to Raft, serialised as the body
+  // of a v1::CommandBatch (each command as its field 1).
+  struct ProposalBatch {
+    std::string body;
+    size_t first_header = 0;               // tag and length bytes before the first command
+    std::vector<uint64_t> seqs;            // the commands' sequence numbers, in order
+    std::vector<v1::Command> commands;     // the commands themselves (see Kept)
+    std::unordered_set<uint64_t> objects;  // hashes of (kind, id) of the objects they change
+    void Clear() {
+      body.clear();
+      first_header = 0;
+      seqs.clear();
+      commands.clear();
+      objects.clear();
+    }
+  };
+  // A leader's own entry, kept as the command it serialised so that applying
+  // it needs no parse: the entry at (index, term) can only be that one.
+  struct Kept {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    size_t bytes = 0;  // of the entry's data, checked too
+    v1::Command command;
+  };
+
   ReplicatedStore(const ReplicatedStoreOptions& options, const ReplicatedStoreDeps& deps);
   Status Load(raft::PersistentState* raft_state);
   Status ProcessReady(raft::Ready& rd, bool* sends_deferred);
@@ -223,8 +262,15 @@ class ReplicatedStore {
   // Feedback for the sends that failed since the last call (between Readies).
   void ReportSendFailures();
   Status InstallSnapshot(const raft::Snapshot& snapshot);
-  void ApplyEntry(const raft::Entry& entry, std::vector<Event>* events,
-                  google::protobuf::Arena* arena);
+  // Adds a stamped command to batch_, first proposing the batch when the
+  // command changes an object that it already changes.
+  void AddToBatch(v1::Command command, uint64_t seq);
+  // Proposes batch_ as one entry (a plain Command when it holds one); the
+  // commands fail with Raft's error when it refuses.
+  void FlushProposals();
+  void ApplyEntry(const raft::Entry& entry, std::vector<Event>* events);
+  // Queues the callback of one of this member's commands, if still pending.
+  void CompleteProposal(const std::string& request_id, Status status, uint64_t index);
   void ApplyConfChangeEntry(const raft::Entry& entry);
   Status Refusal() const;
   void ServeReads();
@@ -258,6 +304,9 @@ class ReplicatedStore {
   std::map<uint64_t, PendingProposal> proposals_;  // by the request id's sequence number
   std::map<std::string, PendingRead> reads_;
   std::map<uint64_t, PendingConfChange> conf_changes_;  // by entry index
+  ProposalBatch batch_;
+  std::deque<Kept> kept_;        // ascending index
+  std::vector<Status> results_;  // ApplyEntry's scratch space
   std::vector<Completion> completions_;
   std::vector<uint64_t> unreachable_;
   std::vector<uint64_t> failed_snapshots_;

@@ -57,7 +57,22 @@ class State {
   // taken) is returned, the same on every manager. On success, each object is
   // stamped with meta.version = index and the command's time, and one Event per
   // mutation is appended to *events (may be null).
-  Status Apply(uint64_t index, const v1::Command& command, std::vector<Event>* events);
+  //
+  // A command holding a CommandBatch applies each of its commands in order at
+  // the same index, each all or nothing on its own; it returns Ok once the
+  // index is consumed, and `results` (may be null) receives one status per
+  // command of the batch (one status for a plain command, equal to the
+  // return). A batch inside a batch is refused (InvalidArgument) like any
+  // malformed command. FailedPrecondition, with no result, for an index at or
+  // below applied_index().
+  Status Apply(uint64_t index, const v1::Command& command, std::vector<Event>* events,
+               std::vector<Status>* results = nullptr);
+  // The same, but the objects of `command` are moved into the state rather
+  // than copied (the store parses each entry only to apply it); *command is
+  // left in an unspecified state except for each command's request_id. It
+  // must not live on a protobuf arena, or the objects are copied anyway.
+  Status ApplyConsuming(uint64_t index, v1::Command* command, std::vector<Event>* events,
+                        std::vector<Status>* results = nullptr);
 
   // The object with `id`, or null. Pointers stay valid until the next Apply.
   const v1::Mutation* Get(Kind kind, const std::string& id) const;
@@ -69,6 +84,7 @@ class State {
   //   "name"          services, networks, volumes, secrets, configs (full name),
   //                   stacks (name), nodes (hostname)
   //   "stack"         services, networks, volumes, secrets, configs, stack revisions
+  //                   (only those in a stack: the empty stack is not indexed)
   //   "service"       tasks (service id)
   //   "node"          tasks (node id)
   //   "desired_state" tasks (TaskState number as decimal text)
@@ -88,11 +104,17 @@ class State {
  private:
   struct Table {
     std::map<std::string, v1::Mutation> objects;  // id -> object (as an OP_PUT)
-    // index name -> key -> ids
-    std::map<std::string, std::map<std::string, std::set<std::string>>> indexes;
+    // index name -> key -> ids (found by const char* without a string built)
+    std::map<std::string, std::map<std::string, std::set<std::string>>, std::less<>> indexes;
   };
 
   Status Check(const v1::Mutation& m, const std::map<std::string, std::string>& names_in_txn) const;
+  // One command at `index` (already consumed); moves its objects when
+  // `movable` is set (it is then the same command, mutable).
+  Status ApplyOne(uint64_t index, const v1::Command& command, v1::Command* movable,
+                  std::vector<Event>* events);
+  Status ApplyIndexed(uint64_t index, const v1::Command& command, v1::Command* movable,
+                      std::vector<Event>* events, std::vector<Status>* results);
   void Index(Kind kind, const v1::Mutation& m, bool add);
 
   Table tables_[kKindCount];

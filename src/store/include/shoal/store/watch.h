@@ -22,8 +22,14 @@ class WatchLog {
 
   // Appends events in version order (as State::Apply produced them).
   void Append(const std::vector<Event>& events);
+  // The same, moving the events in (no copy of their objects); `events` is
+  // left empty, its capacity kept for the next batch.
+  void Append(std::vector<Event>&& events);
 
-  // Events with version > `from`, oldest first, at most `max`. FailedPrecondition
+  // Events with version > `from`, oldest first, at most `max` except that the
+  // last version returned is always whole (a watcher resumes from it; one
+  // version may hold many events: a transaction, or a batch entry of many
+  // commands). FailedPrecondition
   // when some of them were already dropped: the watcher must reload the state
   // (a snapshot) and watch from its applied index.
   Result<std::vector<Event>> Since(uint64_t from, size_t max = SIZE_MAX) const;
@@ -41,6 +47,8 @@ class WatchLog {
   uint64_t last_version() const { return last_version_; }
 
  private:
+  void Trim();  // drops the oldest events beyond capacity_
+
   size_t capacity_;
   std::deque<Event> events_;
   uint64_t dropped_through_ = 0;  // every event with version <= this is gone
