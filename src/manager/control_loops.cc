@@ -55,8 +55,10 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
 void ControlLoops::Tick(int64_t now_ns) {
   if (!store_->is_leader()) return;
   dispatcher_.Tick(store_->state(), now_ns);
-  // Timers (node down, restart delays) need a pass even when nothing changed.
-  if (++ticks_ % 10 == 0) orch_dirty_ = true;
+  // Timers need a pass even when nothing changed: the orchestrator says when
+  // its next one ends (a restart or update delay, a monitor period), and a
+  // pass every 10 ticks catches the rest (a node that went down).
+  if (++ticks_ % 10 == 0 || (orch_wake_ns_ != 0 && now_ns >= orch_wake_ns_)) orch_dirty_ = true;
   RunDispatcher(now_ns, /*sweep=*/true);
   RunOrchestrator(now_ns);
 }
@@ -92,6 +94,7 @@ void ControlLoops::RunOrchestrator(int64_t now_ns) {
   // transaction is a few MB, well within a Raft message.
   opts.max_mutations = kMaxMutationsPerPass;
   orchestrator::Outcome out = orchestrator::Reconcile(store_->state(), now_ns, *ids_, opts);
+  orch_wake_ns_ = out.wake_at_ns;
   if (out.mutations.empty()) return;
   orch_inflight_ = true;
   bool more = out.more_work;

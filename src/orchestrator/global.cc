@@ -103,6 +103,7 @@ void ReconcileGlobal(Pass& p, ServiceTasks& st) {
   }
 
   Rollout r = PlanRollout(svc, st.read, stale, live, occupied.size(), p.now_ns);
+  WakeAt(p, r.wake_at_ns);
   if (!WriteRollout(p, svc, r)) return;
   if (r.rolled_back) return;
   for (const v1::Task* t : r.replace) {

@@ -51,6 +51,7 @@ bool WriteRollout(Pass& p, const v1::Service& read, const Rollout& r) {
 }
 
 bool NoteRestart(Pass& p, const v1::Task& t, const RestartDecision& d) {
+  WakeAt(p, d.restart_at_ns);
   if (t.restart_message() == d.reason && t.restart_at_ns() == d.restart_at_ns) return true;
   if (!p.changes.Reserve(p.changes.CostOf(t))) return false;
   v1::Task& e = p.changes.Edit(t);

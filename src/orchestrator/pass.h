@@ -136,6 +136,13 @@ bool WriteRollout(Pass& p, const v1::Service& read, const Rollout& r);
 // when that changed. False when the budget refused it.
 bool NoteRestart(Pass& p, const v1::Task& t, const RestartDecision& d);
 
+// A timer of the state ends at `at_ns`: the pass's Outcome asks to be run
+// again then (the earliest such time wins). Times not after now are ignored.
+inline void WakeAt(Pass& p, int64_t at_ns) {
+  int64_t& wake = p.counters.wake_at_ns;
+  if (at_ns > p.now_ns && (wake == 0 || at_ns < wake)) wake = at_ns;
+}
+
 // depends_on: "" when every dependency of `service` is satisfied, else why
 // it waits ("waiting for db (service_healthy)").
 std::string DependencyWait(const Pass& p, const v1::Service& service);

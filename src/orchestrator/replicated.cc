@@ -181,6 +181,7 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
   // Updates: a new spec_version replaces tasks (and re-runs a job), paced
   // and watched by the rolling updater.
   Rollout r = PlanRollout(svc, st.read, stale, live, replicas, p.now_ns);
+  WakeAt(p, r.wake_at_ns);
   if (!WriteRollout(p, svc, r)) return;
   if (r.rolled_back) return;  // the next pass rolls the previous spec out
   for (const v1::Task* t : r.replace) {

@@ -45,7 +45,8 @@ std::string FailureText(const v1::Task& t) {
 // batch came up before the next one starts.
 std::vector<const v1::Task*> Pace(const v1::Service& service, const v1::UpdateConfig& uc,
                                   const std::vector<const v1::Task*>& stale,
-                                  const std::vector<const v1::Task*>& live, int64_t now_ns) {
+                                  const std::vector<const v1::Task*>& live, int64_t now_ns,
+                                  int64_t* wake_at_ns) {
   if (uc.parallelism() == 0 || stale.empty()) return stale;
   uint64_t in_flight = 0;
   int64_t last_up_ns = 0;
@@ -63,7 +64,10 @@ std::vector<const v1::Task*> Pace(const v1::Service& service, const v1::UpdateCo
   // The delay runs from the moment the previous batch was up. (The monitor
   // period does not hold the next batch back, as in Swarm: it is the window
   // in which a new task's failure counts against the update.)
-  if (last_up_ns > 0 && in_flight == 0 && now_ns < last_up_ns + uc.delay_ns()) return {};
+  if (last_up_ns > 0 && in_flight == 0 && now_ns < last_up_ns + uc.delay_ns()) {
+    *wake_at_ns = last_up_ns + uc.delay_ns();
+    return {};
+  }
   size_t n = std::min<size_t>(stale.size(), uc.parallelism() - in_flight);
   return std::vector<const v1::Task*>(stale.begin(), stale.begin() + n);
 }
@@ -149,7 +153,7 @@ Rollout PlanRollout(const v1::Service& service, const std::vector<const v1::Task
   }
 
   const bool paused = next.state() == US::STATE_PAUSED || next.state() == US::STATE_ROLLBACK_PAUSED;
-  if (!paused) out.replace = Pace(service, uc, stale, live, now_ns);
+  if (!paused) out.replace = Pace(service, uc, stale, live, now_ns, &out.wake_at_ns);
 
   // Complete once every task runs the new version, up, for `monitor`.
   if (!paused &&
@@ -167,7 +171,10 @@ Rollout PlanRollout(const v1::Service& service, const std::vector<const v1::Task
       ++up;
       last_up_ns = std::max(last_up_ns, t->status().timestamp_ns());
     }
-    if (all_current && up >= total && up == live.size() && now_ns >= last_up_ns + uc.monitor_ns()) {
+    const bool all_up = all_current && up >= total && up == live.size();
+    if (all_up && now_ns < last_up_ns + uc.monitor_ns())
+      out.wake_at_ns = last_up_ns + uc.monitor_ns();
+    if (all_up && now_ns >= last_up_ns + uc.monitor_ns()) {
       bool back = next.state() == US::STATE_ROLLBACK_STARTED;
       next.set_state(back ? US::STATE_ROLLBACK_COMPLETED : US::STATE_COMPLETED);
       next.set_completed_at_ns(now_ns);

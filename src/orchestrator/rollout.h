@@ -29,6 +29,9 @@ struct Rollout {
   // The rollout failed and the service's spec went back to its previous one
   // (a new spec_version): replace nothing more in this pass.
   bool rolled_back = false;
+  // When the update's delay or monitor period that holds it back ends (0:
+  // none), so that the next pass comes then rather than at a periodic one.
+  int64_t wake_at_ns = 0;
 };
 
 // Decides one pass of the rollout of `service`'s spec_version:

@@ -272,7 +272,9 @@ TEST_CASE("restart delay: the replacement waits until the task's end plus the de
   CHECK(c.state.Get<v1::Task>(t)->restart_at_ns() == ended + kDelay);
   CHECK(c.state.Get<v1::Task>(t)->restart_message() == "restart delayed");
   c.now = ended + kDelay - 3'000'000;  // Reconcile's tick adds 1 ms
-  CHECK(c.Reconcile().mutations.empty());
+  Outcome early = c.Reconcile();
+  CHECK(early.mutations.empty());
+  CHECK(early.wake_at_ns == ended + kDelay);
   c.now = ended + kDelay;
   Outcome out = c.Reconcile();
   CHECK(out.created == 1);

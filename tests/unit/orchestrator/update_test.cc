@@ -57,7 +57,16 @@ TEST_CASE("a rolling update waits `delay` after a batch came up") {
   CHECK(Current(c, 2) == 1);
   c.RunAssigned();
   c.StopRetired();
-  CHECK(c.Reconcile().mutations.empty());  // within the delay
+  Outcome waiting = c.Reconcile();
+  CHECK(waiting.mutations.empty());  // within the delay
+  // It says when the delay ends, so the manager need not wait for a
+  // periodic pass.
+  const v1::Task* up = nullptr;
+  for (const v1::Task* t : c.Live("web")) {
+    if (t->service_spec_version() == 2) up = t;
+  }
+  REQUIRE(up != nullptr);
+  CHECK(waiting.wake_at_ns == up->status().timestamp_ns() + kDelay);
   c.now += kDelay;
   c.Apply(c.Reconcile());
   CHECK(Current(c, 2) == 2);

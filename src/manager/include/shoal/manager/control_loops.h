@@ -49,6 +49,8 @@ class ControlLoops {
   bool orch_dirty_ = true;
   bool node_inflight_ = false;
   uint64_t ticks_ = 0;
+  // The orchestrator's next timer (Outcome::wake_at_ns), 0 for none.
+  int64_t orch_wake_ns_ = 0;
 };
 
 }  // namespace shoal::manager

@@ -68,6 +68,10 @@ struct Outcome {
   std::vector<v1::Mutation> mutations;
   // max_mutations was reached: call again once these mutations applied.
   bool more_work = false;
+  // The earliest time at which a timer in the state (a restart delay, an
+  // update's delay or monitor period) changes the outcome: call again then,
+  // even if nothing else changed. 0 when no timer is pending.
+  int64_t wake_at_ns = 0;
 
   // Counters for logs and tests; a task may count in several.
   size_t created = 0;           // new tasks
