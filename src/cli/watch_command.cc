@@ -130,6 +130,8 @@ int RunWatch(const std::string& host, WatchFlags f) {
   }
   state.source = source.Describe();
 
+  // Set by the webhook: a sync in progress stops its drift checks early.
+  std::atomic<bool> triggered{false};
   std::unique_ptr<gitops::WebhookServer> webhook;
   if (!f.webhook_listen.empty()) {
     std::ifstream in(f.webhook_secret_file);
@@ -142,7 +144,10 @@ int RunWatch(const std::string& host, WatchFlags f) {
     gitops::WebhookOptions wo;
     wo.listen = f.webhook_listen;
     wo.secret = secret;
-    wo.on_trigger = [&source] { source.Interrupt(); };
+    wo.on_trigger = [&source, &triggered] {
+      triggered = true;
+      source.Interrupt();
+    };
     wo.log = Log;
     auto started = gitops::StartWebhook(wo);
     if (!started.ok()) {
@@ -168,10 +173,12 @@ int RunWatch(const std::string& host, WatchFlags f) {
   so.self_heal = f.self_heal;
   so.environment = stack::ProcessEnvironment();
   so.log = Log;
+  so.interrupted = [&triggered] { return triggered.load(); };
 
   Log("watching " + source.Describe() + (f.once ? " (once)" : ", every " + f.interval));
   int code = 0;
   while (!stop) {
+    triggered = false;  // this fetch serves every trigger so far
     auto snap = source.Fetch();
     if (!snap.ok()) {
       // The last deployed state stays; the next poll tries again.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include "hash_tree.h"
@@ -37,10 +38,28 @@ class Syncer {
                  const std::map<std::string, LiveStack>& live) {
     SyncReport report;
     std::set<std::string> declared;
+    // Every stack is loaded first, then those whose content changed are
+    // synced before the others: a commit's stacks are deployed without
+    // waiting for the drift checks of a large repository's unchanged ones.
+    std::vector<Loaded> loaded;
     for (const StackEntry& entry : entries) {
       declared.insert(entry.name);
-      auto it = live.find(entry.name);
-      report.stacks.push_back(SyncOne(entry, it == live.end() ? nullptr : &it->second));
+      loaded.push_back(Load(entry));
+    }
+    std::stable_partition(loaded.begin(), loaded.end(), [&](const Loaded& l) {
+      auto it = state_.stacks.find(l.entry->name);
+      return it == state_.stacks.end() || it->second.content_hash != l.hash;
+    });
+    for (const Loaded& l : loaded) {
+      auto st = state_.stacks.find(l.entry->name);
+      const bool unchanged = st != state_.stacks.end() && st->second.content_hash == l.hash;
+      if (unchanged && options_.interrupted && options_.interrupted()) {
+        Log("sync interrupted by a new trigger; the remaining drift checks wait for the next one");
+        report.interrupted = true;
+        break;
+      }
+      auto it = live.find(l.entry->name);
+      report.stacks.push_back(SyncOne(l, it == live.end() ? nullptr : &it->second));
     }
     for (const auto& [name, stack] : live) {
       if (declared.count(name) || !SameOrigin(stack.source, snapshot_.source)) continue;
@@ -67,18 +86,39 @@ class Syncer {
     return r;
   }
 
-  StackReport SyncOne(const StackEntry& entry, const LiveStack* live) {
-    StackReport r;
-    r.name = entry.name;
+  // A stack of the source, loaded; `hash` is "" when it did not load.
+  struct Loaded {
+    const StackEntry* entry = nullptr;
+    std::optional<v1::StackSpec> spec;
+    std::string error;
+    std::string hash;
+  };
+
+  Loaded Load(const StackEntry& entry) {
+    Loaded l;
+    l.entry = &entry;
     stack::LoadOptions load;
     load.files = entry.files;
     load.environment = options_.environment;
     load.stack_name = entry.name;
     auto loaded = stack::Load(load);
-    if (!loaded.ok()) return Fail(std::move(r), loaded.error().ToString());
+    if (!loaded.ok()) {
+      l.error = loaded.error().ToString();
+      return l;
+    }
+    l.hash = SpecHash(loaded->spec);
+    l.spec = std::move(loaded->spec);
+    return l;
+  }
 
-    const v1::StackSpec& spec = loaded->spec;
-    const std::string hash = SpecHash(spec);
+  StackReport SyncOne(const Loaded& l, const LiveStack* live) {
+    const StackEntry& entry = *l.entry;
+    StackReport r;
+    r.name = entry.name;
+    if (!l.spec) return Fail(std::move(r), l.error);
+
+    const v1::StackSpec& spec = *l.spec;
+    const std::string& hash = l.hash;
     auto plan = deployer_.Plan(spec);
     if (!plan.ok()) return Fail(std::move(r), "plan refused: " + plan.error().message());
     r.plan_text = plan->plan_text;

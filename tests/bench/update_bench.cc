@@ -19,45 +19,18 @@
 #include <sstream>
 #include <string>
 
+#include "proc_stats.h"
 #include "shoal_cluster.h"
 
 namespace {
 
+using shoal::bench::CpuSeconds;
+using shoal::bench::Load;
 using shoal::testing::CliResult;
 using shoal::testing::ShoalCluster;
 
-std::string Load() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-// utime + stime of a process, in seconds.
-double CpuSeconds(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  unsigned long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoul(field);
-    if (i == 15) stime = std::stoul(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 int DaemonPid(const ShoalCluster& c, const std::string& node) {
-  std::string cmd = "pgrep -f -- '--data-dir " + c.Data(node) + "'";
-  FILE* f = popen(cmd.c_str(), "r");
-  int pid = 0;
-  if (f) {
-    if (fscanf(f, "%d", &pid) != 1) pid = 0;
-    pclose(f);
-  }
-  return pid;
+  return shoal::bench::PidOf("--data-dir " + c.Data(node));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "fixtures.h"
 #include "shoal/gitops/discover.h"
 #include "shoal/gitops/state.h"
+#include "shoal/stack/loader.h"
 
 using namespace shoal;
 using namespace shoal::gitops;
@@ -293,4 +294,56 @@ TEST_CASE("the watch state survives a restart; a corrupt file is named") {
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().code() == Code::kCorruption);
   CHECK_THAT(bad.error().message(), Catch::Contains("bad.json"));
+}
+
+TEST_CASE("the example repository under stacks/gitops-example is found and loads") {
+  auto found = Discover(std::string(SHOAL_SOURCE_DIR) + "/stacks/gitops-example");
+  REQUIRE(found.ok());
+  REQUIRE(found->size() == 2);
+  CHECK((*found)[0].name == "reports");
+  CHECK((*found)[1].name == "shop");
+  CHECK((*found)[1].files.size() == 2);  // stack.yml and its override
+  for (const StackEntry& e : *found) {
+    shoal::stack::LoadOptions o;
+    o.files = e.files;
+    o.stack_name = e.name;
+    auto loaded = shoal::stack::Load(o);
+    INFO(e.name << ": " << (loaded.ok() ? "" : loaded.error().ToString()));
+    REQUIRE(loaded.ok());
+    if (e.name == "shop") {
+      for (const auto& svc : loaded->spec.services()) {
+        if (svc.name() == "front") {
+          CHECK(svc.replicas() == 3);  // the override
+          std::string command;
+          for (const std::string& a : svc.container().command()) command += a + " ";
+          CHECK_THAT(command, Catch::Contains("front blue"));  // .env
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("changed stacks sync first; a new trigger cuts the drift checks of the others short") {
+  TempDir d;
+  for (const char* name : {"a", "b", "c"}) {
+    WriteFile(d / (std::string("stacks/") + name + "/stack.yml"),
+              StackFile(std::string(name) + ":1"));
+  }
+  FakeDeployer cluster;
+  WatchState state;
+  (void)Sync(Snap(d, "c1"), cluster, {}, state);
+  cluster.deployed.clear();
+
+  WriteFile(d / "stacks/c/stack.yml", StackFile("c:2"));
+  int plans = 0;
+  SyncOptions o;
+  o.interrupted = [&] { return true; };  // a webhook came in meanwhile
+  o.log = [&](const std::string& line) { plans += line.find("deploying") != std::string::npos; };
+  SyncReport r = Sync(Snap(d, "c2"), cluster, o, state);
+  CHECK(r.interrupted);
+  CHECK(cluster.deployed == std::vector<std::string>{"c"});  // before a and b, and alone
+  REQUIRE(r.stacks.size() == 1);
+  CHECK(r.stacks[0].name == "c");
+  CHECK(r.ExitCode() == 0);
+  CHECK(plans == 1);
 }

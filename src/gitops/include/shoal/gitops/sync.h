@@ -31,6 +31,11 @@ struct SyncOptions {
   std::map<std::string, std::string> environment;
   // Progress lines for the log: one per decision.
   std::function<void(const std::string&)> log;
+  // Asked between the drift checks of stacks whose content did not change
+  // (after every changed one was synced): true ends the sync there, so that
+  // a new trigger (a webhook for the next commit) is served at once. The
+  // stacks not checked keep their status.
+  std::function<bool()> interrupted;
 };
 
 enum class Outcome {
@@ -55,6 +60,8 @@ struct SyncReport {
   std::vector<StackReport> stacks;  // sorted by name
   // A failure before any stack could be looked at (the cluster unreachable).
   std::string error;
+  // SyncOptions::interrupted ended it before every stack was checked.
+  bool interrupted = false;
 
   bool Failed() const;   // error set, or any stack kFailed
   bool Drifted() const;  // any kDrift or kWouldRemove: the cluster still differs
