@@ -1,7 +1,8 @@
 // `shoal daemon --dev --executor docker` end to end: a stack of two services
 // on a stack network, with a config, a secret and a healthcheck, deployed
 // through the CLI; one service reaches the other by name; a killed container
-// is replaced; `stack rm` leaves no container and no network behind.
+// is replaced; `stack rm` leaves no container and no network behind. And two
+// nodes of one cluster sharing the engine, each running its own tasks.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <map>
 
 #include "create.h"
 #include "docker_test_util.h"
@@ -186,6 +188,104 @@ secrets:
       },
       20s));
   d.Stop();
+  for (const auto& id : StackContainers(stack, false)) {
+    (void)Client().Call("DELETE", "/containers/" + id + "?force=1");
+  }
+  fs::remove_all(dir);
+}
+
+// The node ids of the stack's running containers (the executor's label).
+std::map<std::string, int> ContainersPerNode(const std::string& stack) {
+  std::map<std::string, int> per_node;
+  for (const std::string& id : StackContainers(stack, true)) {
+    auto r = Client().Call("GET", "/containers/" + id + "/json");
+    if (!r.ok() || r->status != 200) continue;
+    const std::string key = std::string("\"") + docker::kLabelNode + "\":\"";
+    size_t pos = r->body.find(key);
+    if (pos == std::string::npos) continue;
+    pos += key.size();
+    per_node[r->body.substr(pos, r->body.find('"', pos) - pos)]++;
+  }
+  return per_node;
+}
+
+TEST_CASE("docker: two nodes of one cluster share an engine, each running its own tasks",
+          "[docker][daemon]") {
+  const std::string stack = "dn" + std::to_string(getpid());
+  const fs::path dir = fs::temp_directory_path() / ("shoal-dtest-nodes-" + stack);
+  fs::remove_all(dir);
+  fs::create_directories(dir / "n1");
+  fs::create_directories(dir / "n2");
+  auto node_args = [&](const std::string& n) {
+    return std::vector<std::string>{"--data-dir",    (dir / n / "data").string(),
+                                    "--listen",      "127.0.0.1:0",
+                                    "--hostname",    stack + "-" + n,
+                                    "--executor",    "docker",
+                                    "--docker-host", EngineHost(),
+                                    "--socket",      (dir / n / "shoal.sock").string()};
+  };
+  Daemon n1(dir / "n1", node_args("n1"));
+  REQUIRE(n1.WaitReady());
+  const std::string ready = ReadFile(dir / "n1" / "daemon.out");
+  const int port = std::stoi(ready.substr(ready.find("READY ") + 6));
+  auto cli = [&](const std::string& n) {
+    return std::string("SHOAL_HOST=unix://") + (dir / n / "shoal.sock").string() + " " +
+           SHOAL_BINARY + " ";
+  };
+  REQUIRE(Sh(cli("n1") + "cluster init --advertise-addr 127.0.0.1:" + std::to_string(port)).code ==
+          0);
+  CmdResult token = Sh(cli("n1") + "cluster join-token worker");
+  INFO(token.out);
+  const size_t at = token.out.find("SHOAL-1-");
+  REQUIRE(at != std::string::npos);
+  const std::string t = token.out.substr(at, token.out.find_first_of(" \n", at) - at);
+
+  Daemon n2(dir / "n2", node_args("n2"));
+  REQUIRE(n2.WaitReady());
+  CmdResult join =
+      Sh(cli("n2") + "cluster join --token " + t + " 127.0.0.1:" + std::to_string(port));
+  INFO(join.out << "\n" << n2.Log());
+  REQUIRE(join.code == 0);
+
+  std::ofstream(dir / "stack.yml") << "name: " << stack << R"(
+services:
+  app:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    deploy:
+      replicas: 4
+      restart_policy: {condition: any, delay: 0s}
+)";
+  CmdResult r = Sh(cli("n1") + "deploy --timeout 60 " + (dir / "stack.yml").string());
+  INFO(r.out << "\n" << n1.Log() << "\n" << n2.Log());
+  REQUIRE(r.code == 0);
+  // Spread over the two nodes, each node's containers labelled with its id.
+  auto per_node = ContainersPerNode(stack);
+  CHECK(per_node.size() == 2);
+  for (const auto& [node, n] : per_node) CHECK(n == 2);
+
+  // A container killed on one node is replaced; the other node's are untouched.
+  std::vector<std::string> before = StackContainers(stack, true);
+  REQUIRE(before.size() == 4);
+  REQUIRE(Client().Call("POST", "/containers/" + before[0] + "/kill?signal=SIGKILL")->status ==
+          204);
+  CHECK(Eventually(
+      [&] {
+        auto now = StackContainers(stack, true);
+        return now.size() == 4 && std::find(now.begin(), now.end(), before[0]) == now.end();
+      },
+      30s));
+  int kept = 0;
+  for (const std::string& id : StackContainers(stack, true)) {
+    kept += std::find(before.begin(), before.end(), id) != before.end();
+  }
+  CHECK(kept == 3);
+
+  r = Sh(cli("n1") + "stack rm " + stack);
+  CHECK(r.code == 0);
+  CHECK(Eventually([&] { return StackContainers(stack, false).empty(); }, 30s));
+  n2.Stop();
+  n1.Stop();
   for (const auto& id : StackContainers(stack, false)) {
     (void)Client().Call("DELETE", "/containers/" + id + "?force=1");
   }

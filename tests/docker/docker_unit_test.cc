@@ -92,8 +92,9 @@ v1::Task FullTask() {
 TEST_CASE("docker: the create body carries every field of the spec", "[docker]") {
   v1::Task t = FullTask();
   REQUIRE(docker::ValidateSpec(t).ok());
-  std::string body = docker::CreateBody(t, "node1", {{"/dev/shm/x/0", "/run/secrets/db"}},
-                                        {{"shop_default", {"web"}}, {"shop_back", {"web"}}});
+  std::string body =
+      docker::CreateBody(t, "node1", {{"/dev/shm/x/0", "/run/secrets/db"}},
+                         {{"shop_default", {"web"}, ""}, {"shop_back", {"web"}, ""}});
   rapidjson::Document d;
   d.Parse(body.c_str());
   REQUIRE_FALSE(d.HasParseError());

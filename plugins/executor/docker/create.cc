@@ -340,7 +340,7 @@ std::string CreateBody(const v1::Task& task, const std::string& node_id,
   }
   if (!networks.empty()) {
     Key(w, "NetworkMode");
-    Str(w, networks.front().name);
+    Str(w, networks.front().Ref());
   }
   Key(w, "Mounts");
   w.StartArray();
@@ -365,7 +365,7 @@ std::string CreateBody(const v1::Task& task, const std::string& node_id,
     w.StartObject();
     Key(w, "EndpointsConfig");
     w.StartObject();
-    Str(w, networks.front().name);
+    Str(w, networks.front().Ref());
     w.StartObject();
     StrArray(w, "Aliases", networks.front().aliases);
     w.EndObject();

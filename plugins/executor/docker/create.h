@@ -31,6 +31,10 @@ struct FileBind {
 struct NetworkJoin {
   std::string name;
   std::vector<std::string> aliases;
+  // The engine's id of the network when known (nodes sharing an engine
+  // settle on the lowest id when several of them made one at once).
+  std::string id;
+  const std::string& Ref() const { return id.empty() ? name : id; }
 };
 
 // `<service>.<slot>.<task id>` (the node id for a global task, slot 0), with

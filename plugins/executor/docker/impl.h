@@ -98,7 +98,10 @@ class DockerExecutor::Impl {
   // Serializes network create/remove against each other (not container
   // calls), and guards nets_known: networks this executor knows exist.
   std::mutex net_mu;
-  std::set<std::string> nets_known;
+  std::map<std::string, std::string> nets_known;  // name -> the engine's id
+  // The id of the network named `name` (the lowest, when nodes sharing the
+  // engine made several), "" when there is none. Call with net_mu held.
+  Result<std::string> ResolveNetwork(const std::string& name);
 
   std::mutex mu;
   std::condition_variable cv;  // workers: ready or stopping; Open: events up

@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "impl.h"
@@ -156,7 +157,7 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
     w.EndObject();
     w.EndObject();
     Result<HttpResponse> j =
-        client.Call("POST", "/networks/" + docker::UrlEncode(n.name) + "/connect", sb.GetString());
+        client.Call("POST", "/networks/" + docker::UrlEncode(n.Ref()) + "/connect", sb.GetString());
     if (!j.ok() || j->status != 200) {
       start_error =
           "joining network " + n.name + ": " + (j.ok() ? EngineMessage(*j) : j.error().message());
@@ -375,13 +376,17 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
   }
   Status made = [&]() -> Status {
     std::lock_guard<std::mutex> net_lock(net_mu);
-    for (const auto& j : out) {
+    for (auto& j : out) {
       // Known to exist (made or seen by this executor, not removed since):
       // one engine call less per container of a 50-replica service.
-      if (nets_known.count(j.name)) continue;
-      Result<HttpResponse> r = client.Call("GET", "/networks/" + docker::UrlEncode(j.name));
-      if (r.ok() && r->status == 200) {
-        nets_known.insert(j.name);
+      if (auto known = nets_known.find(j.name); known != nets_known.end()) {
+        j.id = known->second;
+        continue;
+      }
+      Result<std::string> found = ResolveNetwork(j.name);
+      if (found.ok() && !found->empty()) {
+        nets_known[j.name] = *found;
+        j.id = *found;
         continue;
       }
       // A bridge network on this engine, its subnet picked by the engine
@@ -403,9 +408,15 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
       w.String(task.stack().c_str());
       w.EndObject();
       w.EndObject();
-      r = client.Call("POST", "/networks/create", sb.GetString());
+      Result<HttpResponse> r = client.Call("POST", "/networks/create", sb.GetString());
       if (r.ok() && (r->status == 201 || r->status == 409)) {  // 409: made meanwhile
-        nets_known.insert(j.name);
+        // Another node may have made one of the same name at the same time
+        // (the engine's duplicate check is best effort): all join the lowest id.
+        Result<std::string> made_id = ResolveNetwork(j.name);
+        if (made_id.ok() && !made_id->empty()) {
+          nets_known[j.name] = *made_id;
+          j.id = *made_id;
+        }
         continue;
       }
       return Status(Code::kUnavailable, "creating network " + j.name + ": " +
@@ -438,13 +449,17 @@ void DockerExecutor::Impl::ReleaseNetworks(const std::vector<std::string>& names
   if (unused.empty()) return;
   std::lock_guard<std::mutex> net_lock(net_mu);
   for (const auto& n : unused) {
-    nets_known.erase(n);
+    std::string ref = n;
+    if (auto known = nets_known.find(n); known != nets_known.end()) {
+      ref = known->second;
+      nets_known.erase(known);
+    }
     {
       // A task that started meanwhile uses it again.
       std::lock_guard<std::mutex> lock(mu);
       if (net_users.count(n)) continue;
     }
-    Result<HttpResponse> r = client.Call("GET", "/networks/" + docker::UrlEncode(n));
+    Result<HttpResponse> r = client.Call("GET", "/networks/" + docker::UrlEncode(ref));
     if (!r.ok() || r->status != 200) continue;
     rapidjson::Document d;
     d.Parse(r->body.data(), r->body.size());
@@ -453,8 +468,35 @@ void DockerExecutor::Impl::ReleaseNetworks(const std::vector<std::string>& names
     // sharing this engine, say) is still attached: the engine refuses then.
     const rapidjson::Value* labels = Member(d, "Labels");
     if (labels == nullptr || StrMember(*labels, docker::kLabelNetwork) != n) continue;
-    (void)client.Call("DELETE", "/networks/" + docker::UrlEncode(n));
+    (void)client.Call("DELETE", "/networks/" + docker::UrlEncode(ref));
   }
+}
+
+Result<std::string> DockerExecutor::Impl::ResolveNetwork(const std::string& name) {
+  const std::string filters = R"({"name":[")" + name + R"("]})";
+  Result<HttpResponse> r = client.Call("GET", "/networks?filters=" + docker::UrlEncode(filters));
+  if (!r.ok()) return r.error();
+  if (r->status != 200) return Status(Code::kUnavailable, "listing networks: " + EngineMessage(*r));
+  rapidjson::Document d;
+  d.Parse(r->body.data(), r->body.size());
+  if (d.HasParseError() || !d.IsArray()) {
+    return Status(Code::kUnavailable, "listing networks: the engine's answer is not a list");
+  }
+  std::vector<std::string> ids;  // the name filter matches substrings: exact names only
+  for (const auto& n : d.GetArray()) {
+    if (!n.IsObject() || StrMember(n, "Name") != name) continue;
+    if (std::string id = StrMember(n, "Id"); !id.empty()) ids.push_back(std::move(id));
+  }
+  if (ids.empty()) return std::string();
+  std::sort(ids.begin(), ids.end());
+  // Engine 20.10 refuses to start a container on a name that two networks
+  // share, even when the container names the network by id: every node
+  // keeps the lowest id and removes the others, made in the same instant by
+  // another node and still unused (the engine refuses to remove one in use).
+  for (size_t i = 1; i < ids.size(); ++i) {
+    (void)client.Call("DELETE", "/networks/" + docker::UrlEncode(ids[i]));
+  }
+  return ids.front();
 }
 
 }  // namespace shoal::executor
