@@ -61,16 +61,7 @@ Figures BatchLoad(v1::StoreControl::Stub* stub, int clients, int batch, bool one
     });
   }
   for (auto& th : threads) th.join();
-  Figures f;
-  f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  f.node_cpu_s = NodesCpuSeconds() - node_cpu0;
-  f.client_cpu_s = SelfCpuSeconds() - self_cpu0;
-  for (auto& p : per) {
-    f.commits += p.commits;
-    f.errors += p.errors;
-    f.latencies_ms.insert(f.latencies_ms.end(), p.latencies_ms.begin(), p.latencies_ms.end());
-  }
-  std::sort(f.latencies_ms.begin(), f.latencies_ms.end());
+  Figures f = Merge(per, start, node_cpu0, self_cpu0);
   return f;
 }
 
@@ -219,16 +210,7 @@ int RunPipelined(double seconds, int clients, int window, const std::vector<std:
     });
   }
   for (auto& th : threads) th.join();
-  Figures f;
-  f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  f.node_cpu_s = NodesCpuSeconds() - node_cpu0;
-  f.client_cpu_s = SelfCpuSeconds() - self_cpu0;
-  for (auto& p : per) {
-    f.commits += p.commits;
-    f.errors += p.errors;
-    f.latencies_ms.insert(f.latencies_ms.end(), p.latencies_ms.begin(), p.latencies_ms.end());
-  }
-  std::sort(f.latencies_ms.begin(), f.latencies_ms.end());
+  Figures f = Merge(per, start, node_cpu0, self_cpu0);
   char name[64];
   std::snprintf(name, sizeof name, "%d clients x %d Puts", clients, window);
   Print(name, f);

@@ -81,6 +81,23 @@ struct Figures {
   double client_cpu_s = 0;  // CPU of the benchmark's clients
 };
 
+// The figures of a run from each client thread's, timed from `start` and
+// from the CPU counters read then.
+inline Figures Merge(const std::vector<Figures>& per, Clock::time_point start, double node_cpu0,
+                     double self_cpu0) {
+  Figures f;
+  f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  f.node_cpu_s = NodesCpuSeconds() - node_cpu0;
+  f.client_cpu_s = SelfCpuSeconds() - self_cpu0;
+  for (auto& p : per) {
+    f.commits += p.commits;
+    f.errors += p.errors;
+    f.latencies_ms.insert(f.latencies_ms.end(), p.latencies_ms.begin(), p.latencies_ms.end());
+  }
+  std::sort(f.latencies_ms.begin(), f.latencies_ms.end());
+  return f;
+}
+
 // `clients` threads put distinct keys to `member` for `seconds`.
 inline Figures Load(ProcessCluster& c, uint64_t member, int clients, double seconds,
                     const std::string& prefix) {
@@ -107,16 +124,7 @@ inline Figures Load(ProcessCluster& c, uint64_t member, int clients, double seco
     });
   }
   for (auto& th : threads) th.join();
-  Figures f;
-  f.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  f.node_cpu_s = NodesCpuSeconds() - node_cpu0;
-  f.client_cpu_s = SelfCpuSeconds() - self_cpu0;
-  for (auto& p : per) {
-    f.commits += p.commits;
-    f.errors += p.errors;
-    f.latencies_ms.insert(f.latencies_ms.end(), p.latencies_ms.begin(), p.latencies_ms.end());
-  }
-  std::sort(f.latencies_ms.begin(), f.latencies_ms.end());
+  Figures f = Merge(per, start, node_cpu0, self_cpu0);
   return f;
 }
 

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "disk_member.h"
 #include "shoal/raft/leveldb_storage.h"
 #include "shoal/store/replicated_store.h"
 #include "store_cluster.h"
@@ -24,42 +25,6 @@ using namespace shoal::store::testing;
 
 namespace {
 
-class NoPeers : public raft::Transport {
- public:
-  Status Send(const v1::Message&) override { return {Code::kUnavailable, "no peers"}; }
-};
-
-// A group of one on LevelDB; `with_state` false leaves the applied state in
-// memory only, so a restart replays the whole Raft log.
-struct OneMember {
-  std::unique_ptr<raft::LevelDbStorage> raft_disk;
-  std::unique_ptr<PersistentState> applied;
-  NoPeers transport;
-  SeededRandom random{11};
-  std::unique_ptr<ReplicatedStore> store;
-
-  OneMember(const fs::path& dir, bool with_state, size_t batch_max_bytes = 256 << 10) {
-    auto r = raft::LevelDbStorage::Open((dir / "raft").string());
-    REQUIRE(r.ok());
-    raft_disk = std::move(r).value();
-    if (with_state) {
-      auto p = PersistentState::Open((dir / "state").string());
-      REQUIRE(p.ok());
-      applied = std::move(p).value();
-    }
-    ReplicatedStoreOptions o = FastOptions();
-    o.raft.id = 1;
-    o.raft.peers = {1};
-    o.batch_max_bytes = batch_max_bytes;
-    ReplicatedStoreDeps deps{raft_disk.get(), applied.get(), &transport, &random};
-    auto s = ReplicatedStore::Open(o, deps);
-    REQUIRE(s.ok());
-    store = std::move(s).value();
-    REQUIRE(store->Process().ok());
-  }
-  ~OneMember() { store.reset(); }
-};
-
 v1::Config Named(const std::string& id, const std::string& name, const std::string& data) {
   v1::Config c = MakeConfig(id, data);
   c.mutable_spec()->set_name(name);
@@ -73,7 +38,7 @@ TEST_CASE("the proposals of one turn share an entry and keep their own results")
   v1::StoreSnapshot before_restart;
   uint64_t first = 0;
   {
-    OneMember m(dir.path, /*with_state=*/false);
+    DiskMember m(dir.path, /*with_state=*/false);
     uint64_t last = m.store->raft_status().last_index;
     Outcome a, b, c, d, e;
     m.store->Propose(PutCommand(MakeConfig("a", "1")), a.Callback());
@@ -114,7 +79,7 @@ TEST_CASE("the proposals of one turn share an entry and keep their own results")
   }
   // No applied state on disk: the restart replays both batch entries from
   // the Raft log and must reach the same state.
-  OneMember again(dir.path, /*with_state=*/false);
+  DiskMember again(dir.path, /*with_state=*/false);
   CHECK(again.store->state().Get<v1::Config>("e") != nullptr);
   v1::StoreSnapshot now = again.store->state().ToSnapshot();
   now.set_applied_index(before_restart.applied_index());  // the new term's no-op
@@ -124,7 +89,7 @@ TEST_CASE("the proposals of one turn share an entry and keep their own results")
 TEST_CASE("a batch is split by size, and batch_max_bytes 0 writes one entry per command") {
   TempDir dir;
   size_t cap = GENERATE(size_t{0}, size_t{3000});
-  OneMember m(dir.path, /*with_state=*/true, cap);
+  DiskMember m(dir.path, /*with_state=*/true, cap);
   uint64_t last = m.store->raft_status().last_index;
   std::vector<Outcome> out(10);
   for (int i = 0; i < 10; ++i) {

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "disk_member.h"
 #include "shoal/raft/leveldb_storage.h"
 #include "store_cluster.h"
 
@@ -18,51 +19,7 @@ namespace raft = shoal::raft;
 namespace v1 = shoal::v1;
 using namespace shoal::store::testing;
 
-namespace {
-
-// A transport for a group of one: nothing is ever sent.
-class NoPeers : public raft::Transport {
- public:
-  Status Send(const v1::Message&) override { return {Code::kUnavailable, "no peers"}; }
-};
-
-// One member on LevelDB (raft log in dir/raft, applied state in dir/state).
-struct DiskMember {
-  std::unique_ptr<raft::LevelDbStorage> raft_disk;
-  std::unique_ptr<PersistentState> applied;
-  NoPeers transport;
-  SeededRandom random{7};
-  std::unique_ptr<ReplicatedStore> store;
-
-  explicit DiskMember(const fs::path& dir) {
-    auto r = raft::LevelDbStorage::Open((dir / "raft").string());
-    REQUIRE(r.ok());
-    raft_disk = std::move(r).value();
-    auto p = PersistentState::Open((dir / "state").string());
-    REQUIRE(p.ok());
-    applied = std::move(p).value();
-    ReplicatedStoreOptions o = FastOptions();
-    o.raft.id = 1;
-    o.raft.peers = {1};
-    ReplicatedStoreDeps deps{raft_disk.get(), applied.get(), &transport, &random};
-    auto s = ReplicatedStore::Open(o, deps);
-    REQUIRE(s.ok());
-    store = std::move(s).value();
-    REQUIRE(store->Process().ok());
-  }
-  ~DiskMember() {
-    store.reset();  // before the storages it borrows
-  }
-
-  Outcome Put(const v1::Config& c) {
-    Outcome out;
-    store->Propose(PutCommand(c), out.Callback());
-    REQUIRE(store->Process().ok());
-    return out;
-  }
-};
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("a group of one commits without peers: propose, apply, watch, read") {
   TempDir dir;
