@@ -7,6 +7,7 @@
 #include <set>
 
 #include "shoal/manager/manager.h"
+#include "shoal/manager/subnets.h"
 #include "shoal/orchestrator/orchestrator.h"
 #include "shoal/scheduler/scheduler.h"
 
@@ -235,6 +236,7 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
     }
   }
   SyncObjects<v1::Network>(state, name, spec.networks(), req.prune(), rng, &out);
+  if (Status s = AllocateSubnets(state, &out); !s.ok()) return s;
   SyncObjects<v1::Volume>(state, name, spec.volumes(), req.prune(), rng, &out);
   SyncObjects<v1::Secret>(state, name, spec.secrets(), req.prune(), rng, &out);
   SyncObjects<v1::Config>(state, name, spec.configs(), req.prune(), rng, &out);

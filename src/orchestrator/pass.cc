@@ -147,6 +147,10 @@ void Retire(Pass& p, const v1::Task& t) {
 void Create(Pass& p, ServiceTasks& st, uint64_t slot, const std::string& node_id,
             uint64_t restart_attempt) {
   v1::Task t = TaskTemplate(*st.service);
+  for (v1::NetworkAttachment& a : *t.mutable_networks()) {
+    auto net = p.state.Find(store::Kind::kNetwork, "name", a.target());
+    if (!net.empty()) a.set_subnet(net.front()->network().subnet());
+  }
   t.mutable_meta()->set_id(p.ids.NewTaskId());
   t.set_slot(slot);
   t.set_node_id(node_id);

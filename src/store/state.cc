@@ -45,6 +45,7 @@ IndexKeys KeysOf(Kind kind, const Mutation& m) {
     case Kind::kNetwork:
       k.Add("name", m.network().spec().name());
       k.AddStack(m.network().stack());
+      if (!m.network().subnet().empty()) k.Add("subnet", m.network().subnet());
       break;
     case Kind::kVolume:
       k.Add("name", m.volume().spec().name());
@@ -188,26 +189,36 @@ Status State::Check(const Mutation& m, const std::map<std::string, std::string>&
                                            std::to_string(m.expected_version()) + ", now " +
                                            std::to_string(have) + ")"};
   }
-  if (UniqueName(*kind)) {
-    const std::string& name = NameOf(*kind, m);
-    if (name.empty()) return InvalidArgument(what + " has no name");
+  // Another object than this one holding `key` in `index`, in the state or
+  // earlier in this transaction (`names`, keyed "<prefix>/<key>").
+  const auto taken = [&](const char* index, const std::string& prefix,
+                         const std::string& key) -> Status {
     const auto& idx = tables_[static_cast<int>(*kind)].indexes;
-    auto it = idx.find("name");
+    auto it = idx.find(index);
     if (it != idx.end()) {
-      auto holders = it->second.find(name);
+      auto holders = it->second.find(key);
       if (holders != it->second.end()) {
         for (const auto& id : holders->second) {
           if (id != meta->id())
-            return {Code::kAlreadyExists,
-                    std::string(KindName(*kind)) + " name \"" + name + "\" is taken by " + id};
+            return {Code::kAlreadyExists, prefix + " \"" + key + "\" is taken by " + id};
         }
       }
     }
-    auto dup = names.empty() ? names.end() : names.find(std::string(KindName(*kind)) + "/" + name);
+    auto dup = names.empty() ? names.end() : names.find(prefix + "/" + key);
     if (dup != names.end() && dup->second != meta->id()) {
-      return {Code::kAlreadyExists, std::string(KindName(*kind)) + " name \"" + name +
-                                        "\" is used twice in one transaction"};
+      return {Code::kAlreadyExists, prefix + " \"" + key + "\" is used twice in one transaction"};
     }
+    return Status::Ok();
+  };
+  if (UniqueName(*kind)) {
+    const std::string& name = NameOf(*kind, m);
+    if (name.empty()) return InvalidArgument(what + " has no name");
+    if (Status s = taken("name", std::string(KindName(*kind)) + " name", name); !s.ok()) return s;
+  }
+  // Two networks never share a subnet (the managers allocate them; the
+  // engines refuse overlaps, and nodes rely on that to make a network once).
+  if (*kind == Kind::kNetwork && !m.network().subnet().empty()) {
+    if (Status s = taken("subnet", "network subnet", m.network().subnet()); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -267,7 +278,10 @@ Status State::ApplyOne(uint64_t index, const v1::Command& command, v1::Command* 
         return InvalidArgument(key + " is changed twice in one transaction");
       }
       if (UniqueName(kind) && m.op() == Mutation::OP_PUT) {
-        names[std::string(KindName(kind)) + "/" + NameOf(kind, m)] = MetaOf(m)->id();
+        names[std::string(KindName(kind)) + " name/" + NameOf(kind, m)] = MetaOf(m)->id();
+      }
+      if (m.has_network() && m.op() == Mutation::OP_PUT && !m.network().subnet().empty()) {
+        names["network subnet/" + m.network().subnet()] = MetaOf(m)->id();
       }
     }
   }

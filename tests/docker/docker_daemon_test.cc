@@ -100,9 +100,32 @@ std::vector<std::string> StackContainers(const std::string& stack, bool running_
   return ids;
 }
 
+// Removes what a test's stack left on the engine (containers, then networks)
+// when the test ends, passed or failed: a failed REQUIRE skips the test's own
+// clean-up, and a network left behind would hold its subnet against the next
+// cluster made on this engine (each cluster allocates from the same pool).
+struct StackLeftovers {
+  std::string stack;
+  ~StackLeftovers() {
+    for (const auto& id : StackContainers(stack, false)) {
+      (void)Client().Call("DELETE", "/containers/" + id + "?force=1");
+    }
+    const std::string filters =
+        std::string(R"({"label":[")") + docker::kLabelStack + "=" + stack + R"("]})";
+    auto r = Client().Call("GET", "/networks?filters=" + docker::UrlEncode(filters));
+    if (!r.ok() || r->status != 200) return;
+    size_t pos = 0;
+    while ((pos = r->body.find("\"Id\":\"", pos)) != std::string::npos) {
+      (void)Client().Call("DELETE", "/networks/" + r->body.substr(pos + 6, 64));
+      pos += 6;
+    }
+  }
+};
+
 TEST_CASE("docker: shoal daemon --dev --executor docker runs a stack of containers",
           "[docker][daemon]") {
   const std::string stack = "dd" + std::to_string(getpid());
+  StackLeftovers leftovers{stack};
   const fs::path dir = fs::temp_directory_path() / ("shoal-dtest-daemon-" + stack);
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -212,6 +235,7 @@ std::map<std::string, int> ContainersPerNode(const std::string& stack) {
 TEST_CASE("docker: two nodes of one cluster share an engine, each running its own tasks",
           "[docker][daemon]") {
   const std::string stack = "dn" + std::to_string(getpid());
+  StackLeftovers leftovers{stack};
   const fs::path dir = fs::temp_directory_path() / ("shoal-dtest-nodes-" + stack);
   fs::remove_all(dir);
   fs::create_directories(dir / "n1");

@@ -94,7 +94,7 @@ TEST_CASE("docker: the create body carries every field of the spec", "[docker]")
   REQUIRE(docker::ValidateSpec(t).ok());
   std::string body =
       docker::CreateBody(t, "node1", {{"/dev/shm/x/0", "/run/secrets/db"}},
-                         {{"shop_default", {"web"}, ""}, {"shop_back", {"web"}, ""}});
+                         {{"shop_default", {"web"}, "", ""}, {"shop_back", {"web"}, "", ""}});
   rapidjson::Document d;
   d.Parse(body.c_str());
   REQUIRE_FALSE(d.HasParseError());

@@ -31,8 +31,9 @@ struct FileBind {
 struct NetworkJoin {
   std::string name;
   std::vector<std::string> aliases;
-  // The engine's id of the network when known (nodes sharing an engine
-  // settle on the lowest id when several of them made one at once).
+  // The subnet the managers allocated (empty: the engine picks one).
+  std::string subnet;
+  // The engine's id of the network when known.
   std::string id;
   const std::string& Ref() const { return id.empty() ? name : id; }
 };

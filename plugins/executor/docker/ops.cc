@@ -7,7 +7,9 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "impl.h"
 #include "shoal/executor/task_util.h"
@@ -366,6 +368,7 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
   for (const v1::NetworkAttachment& a : task.networks()) {
     docker::NetworkJoin j;
     j.name = a.target();
+    j.subnet = a.subnet();
     j.aliases.push_back(ShortServiceName(task));
     for (const auto& alias : a.aliases()) j.aliases.push_back(alias);
     out.push_back(std::move(j));
@@ -389,8 +392,10 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
         j.id = *found;
         continue;
       }
-      // A bridge network on this engine, its subnet picked by the engine
-      // from its address pools (the managers do not allocate subnets yet).
+      // A bridge network on this engine with the subnet the managers chose.
+      // The engine refuses a second network with that subnet, so nodes that
+      // share an engine (and race here) end up with one network: the loser's
+      // create fails and it finds the winner's below.
       rapidjson::StringBuffer sb;
       rapidjson::Writer<rapidjson::StringBuffer> w(sb);
       w.StartObject();
@@ -400,6 +405,18 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
       w.String("bridge");
       w.Key("CheckDuplicate");
       w.Bool(true);
+      if (!j.subnet.empty()) {
+        w.Key("IPAM");
+        w.StartObject();
+        w.Key("Config");
+        w.StartArray();
+        w.StartObject();
+        w.Key("Subnet");
+        w.String(j.subnet.c_str());
+        w.EndObject();
+        w.EndArray();
+        w.EndObject();
+      }
       w.Key("Labels");
       w.StartObject();
       w.Key(docker::kLabelNetwork);
@@ -409,15 +426,22 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
       w.EndObject();
       w.EndObject();
       Result<HttpResponse> r = client.Call("POST", "/networks/create", sb.GetString());
-      if (r.ok() && (r->status == 201 || r->status == 409)) {  // 409: made meanwhile
-        // Another node may have made one of the same name at the same time
-        // (the engine's duplicate check is best effort): all join the lowest id.
-        Result<std::string> made_id = ResolveNetwork(j.name);
-        if (made_id.ok() && !made_id->empty()) {
-          nets_known[j.name] = *made_id;
-          j.id = *made_id;
+      if (r.ok()) {
+        // Made, or refused because another node sharing the engine is making
+        // it (409 for the name, 403 for the subnet): the engine reserves the
+        // subnet before it lists the network, so give the other node's create
+        // up to 3 s to show under the name.
+        for (int attempt = 0; attempt < 30; ++attempt) {
+          Result<std::string> made_id = ResolveNetwork(j.name);
+          if (made_id.ok() && !made_id->empty()) {
+            nets_known[j.name] = *made_id;
+            j.id = *made_id;
+            break;
+          }
+          if (r->status == 201) break;  // ours, listed late: join it by name
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
-        continue;
+        if (!j.id.empty() || r->status == 201) continue;
       }
       return Status(Code::kUnavailable, "creating network " + j.name + ": " +
                                             (r.ok() ? EngineMessage(*r) : r.error().message()));
