@@ -258,7 +258,12 @@ void Agent::ReconcileOne(const std::string& id) {
     if (!Terminal(seen->second.state)) {
       (void)executor_->Stop(id, std::chrono::seconds(10));
     } else {
-      (void)executor_->Remove(id);
+      if (executor_->Remove(id).ok()) {
+        if (auto v = volumes_on_remove_.find(id); v != volumes_on_remove_.end()) {
+          executor_->RemoveVolumes(v->second);
+          volumes_on_remove_.erase(v);
+        }
+      }
       seen_.erase(seen);
       started_.erase(id);
       observed_.erase(id);
@@ -267,6 +272,12 @@ void Agent::ReconcileOne(const std::string& id) {
     return;
   }
   const v1::Task& task = assigned->second;
+  if (task.remove_volumes() && !volumes_on_remove_.count(id)) {
+    std::vector<std::string>& names = volumes_on_remove_[id];
+    for (const v1::Mount& m : task.spec().mounts()) {
+      if (m.type() == v1::Mount::TYPE_VOLUME && !m.source().empty()) names.push_back(m.source());
+    }
+  }
   bool exited = known && Terminal(seen->second.state);
   bool should_run =
       task.desired_state() <= v1::TASK_RUNNING ||

@@ -200,14 +200,18 @@ void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code)
     auto* cmd = stack->add_subcommand("rm", "Remove a stack and wait until its tasks are gone");
     auto name = std::make_shared<std::string>();
     auto detach = std::make_shared<bool>(false);
+    auto volumes = std::make_shared<bool>(false);
     auto timeout = std::make_shared<int>(120);
     cmd->add_option("STACK", *name, "Stack name")->required();
     cmd->add_flag("-d,--detach", *detach, "Do not wait");
+    cmd->add_flag("--volumes", *volumes,
+                  "Also remove the stack's named volumes (kept by default, with their data)");
     cmd->add_option("--timeout", *timeout, "Seconds to wait")->capture_default_str();
     cmd->callback([=] {
       Client c = Connect(*host);
       v1::RemoveStackRequest req;
       req.set_name(*name);
+      req.set_volumes(*volumes);
       v1::RemoveStackReply reply;
       grpc::Status s = c.stub->RemoveStack(Context().get(), req, &reply);
       if (!s.ok()) return void(*exit_code = Fail(c, s));

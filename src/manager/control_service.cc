@@ -94,16 +94,17 @@ grpc::ServerUnaryReactor* ControlService::RemoveStack(grpc::CallbackServerContex
                                                       const v1::RemoveStackRequest* req,
                                                       v1::RemoveStackReply* reply) {
   std::string name = req->name();
-  return OnRead(ctx,
-                [name, reply](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
-                  auto muts = manager::RemoveStack(state, name);
-                  if (muts.empty()) {
-                    return r->Finish(Grpc({Code::kNotFound, "stack " + name + " does not exist"}));
-                  }
-                  reply->set_removed_objects(muts.size());
-                  ProposeAndFinish(m, std::move(muts), "stack-rm", r,
-                                   [reply](uint64_t index) { reply->set_applied_index(index); });
-                });
+  const bool volumes = req->volumes();
+  return OnRead(ctx, [name, volumes, reply](Manager& m, const store::State& state,
+                                            grpc::ServerUnaryReactor* r) {
+    auto muts = manager::RemoveStack(state, name, volumes);
+    if (muts.empty()) {
+      return r->Finish(Grpc({Code::kNotFound, "stack " + name + " does not exist"}));
+    }
+    reply->set_removed_objects(muts.size());
+    ProposeAndFinish(m, std::move(muts), "stack-rm", r,
+                     [reply](uint64_t index) { reply->set_applied_index(index); });
+  });
 }
 
 grpc::ServerUnaryReactor* ControlService::StackHistory(grpc::CallbackServerContext* ctx,

@@ -296,10 +296,22 @@ std::vector<v1::UnplacedTask> DryRunPlacement(const store::State& state, const D
   return out;
 }
 
-std::vector<v1::Mutation> RemoveStack(const store::State& state, const std::string& name) {
+std::vector<v1::Mutation> RemoveStack(const store::State& state, const std::string& name,
+                                      bool volumes) {
   std::vector<v1::Mutation> out;
   for (const v1::Mutation* m : state.Find(Kind::kService, "stack", name)) {
     out.push_back(Delete(m->service()));
+    if (!volumes) continue;
+    // The nodes learn it through the tasks they run (the volume objects are
+    // gone with this transaction): each task is told to stop and to take its
+    // volumes with it.
+    for (const v1::Mutation* t : state.Find(Kind::kTask, "service", m->service().meta().id())) {
+      v1::Task task = t->task();
+      if (task.remove_volumes()) continue;
+      task.set_remove_volumes(true);
+      if (task.desired_state() < v1::TASK_SHUTDOWN) task.set_desired_state(v1::TASK_SHUTDOWN);
+      out.push_back(Put(task));
+    }
   }
   for (const v1::Mutation* m : state.Find(Kind::kNetwork, "stack", name)) {
     out.push_back(Delete(m->network()));

@@ -100,7 +100,7 @@ std::vector<std::string> StackContainers(const std::string& stack, bool running_
   return ids;
 }
 
-// Removes what a test's stack left on the engine (containers, then networks)
+// Removes what a test's stack left on the engine (containers, networks, volumes)
 // when the test ends, passed or failed: a failed REQUIRE skips the test's own
 // clean-up, and a network left behind would hold its subnet against the next
 // cluster made on this engine (each cluster allocates from the same pool).
@@ -119,6 +119,8 @@ struct StackLeftovers {
       (void)Client().Call("DELETE", "/networks/" + r->body.substr(pos + 6, 64));
       pos += 6;
     }
+    for (const char* v : {"_data", "_cache"})
+      (void)Client().Call("DELETE", "/volumes/" + stack + v);
   }
 };
 
@@ -153,12 +155,16 @@ services:
     secrets:
       - source: key
         mode: 0400
+    volumes:
+      - data:/data
 configs:
   index:
     file: ./index.html
 secrets:
   key:
     file: ./key.txt
+volumes:
+  data: {}
 )";
   const std::string sock = (dir / "shoal.sock").string();
   Daemon d(dir, {"--dev", "--executor", "docker", "--docker-host", EngineHost(), "--socket", sock});
@@ -210,6 +216,11 @@ secrets:
         return n.ok() && n->status == 404;
       },
       20s));
+  // Named volumes outlive `stack rm` (their data is the user's) unless
+  // --volumes says otherwise (the two-node test).
+  auto vol = Client().Call("GET", "/volumes/" + stack + "_data");
+  REQUIRE(vol.ok());
+  CHECK(vol->status == 200);
   d.Stop();
   for (const auto& id : StackContainers(stack, false)) {
     (void)Client().Call("DELETE", "/containers/" + id + "?force=1");
@@ -279,6 +290,10 @@ services:
     deploy:
       replicas: 4
       restart_policy: {condition: any, delay: 0s}
+    volumes:
+      - cache:/cache
+volumes:
+  cache: {}
 )";
   CmdResult r = Sh(cli("n1") + "deploy --timeout 60 " + (dir / "stack.yml").string());
   INFO(r.out << "\n" << n1.Log() << "\n" << n2.Log());
@@ -305,9 +320,17 @@ services:
   }
   CHECK(kept == 3);
 
-  r = Sh(cli("n1") + "stack rm " + stack);
+  REQUIRE(Client().Call("GET", "/volumes/" + stack + "_cache")->status == 200);
+  r = Sh(cli("n1") + "stack rm --volumes " + stack);
   CHECK(r.code == 0);
   CHECK(Eventually([&] { return StackContainers(stack, false).empty(); }, 30s));
+  // Both nodes used the volume (one engine): the last removal deletes it.
+  CHECK(Eventually(
+      [&] {
+        auto v = Client().Call("GET", "/volumes/" + stack + "_cache");
+        return v.ok() && v->status == 404;
+      },
+      20s));
   n2.Stop();
   n1.Stop();
   for (const auto& id : StackContainers(stack, false)) {

@@ -382,6 +382,16 @@ std::map<std::string, Observed> DockerExecutor::Poll() {
   return out;
 }
 
+void DockerExecutor::RemoveVolumes(const std::vector<std::string>& names) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->volumes_pending.insert(names.begin(), names.end());
+  }
+  // The containers may be gone already (their delete ran before this call);
+  // otherwise the worker that deletes them tries again.
+  impl_->RemovePendingVolumes();
+}
+
 Result<std::string> DockerExecutor::Logs(const std::string& task_id, uint64_t offset,
                                          size_t max_bytes) {
   Impl& m = *impl_;

@@ -85,6 +85,10 @@ class DockerExecutor::Impl {
   void ApplyInspect(Ctr& c, const std::string& body);
   Result<std::vector<docker::NetworkJoin>> EnsureNetworks(const v1::Task& task);
   void ReleaseNetworks(const std::vector<std::string>& names);
+  // Tries to delete each volume of volumes_pending (mu not held): done when
+  // deleted or gone; one still in use stays pending for the next container
+  // this executor deletes.
+  void RemovePendingVolumes();
 
   // Claims the task's ingress ports (mu not held); an error rejects it.
   Status ClaimIngress(Ctr& c, const v1::Task& task);
@@ -108,6 +112,9 @@ class DockerExecutor::Impl {
   std::map<std::string, std::unique_ptr<Ctr>> tasks;
   std::deque<Ctr*> ready;                // not busy, ops not empty
   std::map<std::string, int> net_users;  // network -> tasks that use it
+  // Named volumes `stack rm --volumes` asked to delete (RemoveVolumes): the
+  // agent asks right after Remove(), before the worker deleted the container.
+  std::set<std::string> volumes_pending;
   bool stopping = false;
   bool events_up = false;
   uint64_t event_connects = 0;

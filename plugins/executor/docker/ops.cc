@@ -360,6 +360,38 @@ void DockerExecutor::Impl::Delete(Ctr& c) {
   fs::remove_all(SecretsDir(c.task_id), ec);
   fs::remove_all(TaskStateDir(c.task_id), ec);
   ReleaseNetworks(nets);
+  RemovePendingVolumes();
+}
+
+void DockerExecutor::Impl::RemovePendingVolumes() {
+  std::set<std::string> names;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    names = volumes_pending;
+  }
+  for (const std::string& name : names) {
+    const std::string path = "/volumes/" + docker::UrlEncode(name);
+    Result<HttpResponse> r = client.Call("GET", path);
+    if (!r.ok()) continue;  // the engine is away: try again later
+    bool done = r->status == 404;
+    if (r->status == 200) {
+      rapidjson::Document d;
+      d.Parse(r->body.data(), r->body.size());
+      // Only volumes shoal made: an external volume a stack mounts is the
+      // operator's, and stays.
+      const rapidjson::Value* labels = d.HasParseError() ? nullptr : Member(d, "Labels");
+      if (labels == nullptr || !labels->IsObject() || !labels->HasMember(docker::kLabelStack)) {
+        done = true;
+      } else {
+        Result<HttpResponse> del = client.Call("DELETE", path);
+        done = del.ok() && (del->status == 204 || del->status == 404);  // 409: in use
+      }
+    }
+    if (done) {
+      std::lock_guard<std::mutex> lock(mu);
+      volumes_pending.erase(name);
+    }
+  }
 }
 
 Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(

@@ -126,6 +126,28 @@ TEST_CASE("stack rm deletes every object of the stack and only those") {
   CHECK(RemoveStack(c.state, "app").empty());
 }
 
+TEST_CASE("stack rm --volumes tells the stack's tasks to stop and take their volumes") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 1)})).ok());
+  v1::Task t;
+  t.mutable_meta()->set_id("t1");
+  t.set_service_id(c.Svc("app_web")->meta().id());
+  t.set_node_id("n1");
+  t.set_desired_state(v1::TASK_RUNNING);
+  v1::Mutation put;
+  put.set_op(v1::Mutation::OP_PUT);
+  *put.mutable_task() = t;
+  c.Apply({put});
+  // Without --volumes the tasks are left to the orchestrator, as before.
+  for (const auto& m : RemoveStack(c.state, "app")) CHECK_FALSE(m.has_task());
+  c.Apply(RemoveStack(c.state, "app", /*volumes=*/true));
+  const v1::Task* after = c.state.Get<v1::Task>("t1");
+  REQUIRE(after);
+  CHECK(after->remove_volumes());
+  CHECK(after->desired_state() == v1::TASK_SHUTDOWN);
+  CHECK_FALSE(c.Svc("app_web"));
+}
+
 TEST_CASE("a global service wants a task on every ready, active, matching node") {
   Cluster c;
   auto g = Service("app", "agent", 0);

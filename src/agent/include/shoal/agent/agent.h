@@ -151,6 +151,10 @@ class Agent {
   bool described_ = false;  // the current session has this node's description
   // Tasks handed to executor_->Start in this agent's life, adopted ones too.
   std::map<std::string, bool> started_;
+  // Named volumes to delete once a task's container is removed, by task id
+  // (tasks of a stack removed with --volumes). Memory only: an agent that
+  // restarts in between keeps the volumes, the safe side.
+  std::map<std::string, std::vector<std::string>> volumes_on_remove_;
   bool have_full_set_ = false;
   bool report_now_ = false;
   std::chrono::steady_clock::time_point report_at_{};

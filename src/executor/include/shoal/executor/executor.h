@@ -91,6 +91,13 @@ class Executor {
   // it holds.
   virtual std::map<std::string, Observed> PollChanges() { return Poll(); }
 
+  // Deletes named volumes that tasks of a removed stack mounted (`stack rm
+  // --volumes`), once the agent has removed those tasks. Best effort and
+  // quiet: a volume still in use by another container, one shoal did not
+  // make (external), or an unknown one is left as it is. The default, for
+  // executors without volumes, does nothing. Called on the agent's thread.
+  virtual void RemoveVolumes(const std::vector<std::string>& names) { (void)names; }
+
   // Up to `max_bytes` of the task's captured output (stdout and stderr, in
   // order) from byte `offset`; "" at the end. kNotFound for an unknown task.
   virtual Result<std::string> Logs(const std::string& task_id, uint64_t offset,

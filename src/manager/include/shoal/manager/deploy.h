@@ -62,7 +62,8 @@ std::vector<v1::UnplacedTask> DryRunPlacement(const store::State& state, const D
                                               const std::string& stack);
 
 // Every object of the stack, as deletions (stack rm).
-std::vector<v1::Mutation> RemoveStack(const store::State& state, const std::string& name);
+std::vector<v1::Mutation> RemoveStack(const store::State& state, const std::string& name,
+                                      bool volumes = false);
 
 // Per-service counts for `service ls` and deploy's progress.
 v1::ServiceSummary Summarize(const store::State& state, const v1::Service& service);

@@ -98,6 +98,11 @@ class DockerExecutor final : public Executor {
   // local log driver), sliced at `offset`. One engine request.
   Result<std::string> Logs(const std::string& task_id, uint64_t offset, size_t max_bytes) override;
 
+  // Deletes each named volume that carries shoal's stack label (made through
+  // a task's mount), now or, while a container still uses it, after each
+  // container this executor deletes. Never waits for containers to go.
+  void RemoveVolumes(const std::vector<std::string>& names) override;
+
   class Impl;
 
  private:
