@@ -2,7 +2,9 @@
 // on a stack network, with a config, a secret and a healthcheck, deployed
 // through the CLI; one service reaches the other by name; a killed container
 // is replaced; `stack rm` leaves no container and no network behind. And two
-// nodes of one cluster sharing the engine, each running its own tasks.
+// nodes of one cluster sharing the engine: a stack of several services with
+// a network, a secret, a config, a named volume, ingress and host ports and a
+// healthcheck; a replaced container, an adopting restart, `stack rm --volumes`.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -68,6 +70,14 @@ class Daemon {
         [&] { return ReadFile(dir_ / "daemon.out").find("READY") != std::string::npos; }, 30s);
   }
   std::string Log() const { return ReadFile(dir_ / "daemon.log"); }
+  // As a crash: no clean shutdown, containers left running.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
   void Stop() {
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
@@ -282,6 +292,8 @@ TEST_CASE("docker: two nodes of one cluster share an engine, each running its ow
   INFO(join.out << "\n" << n2.Log());
   REQUIRE(join.code == 0);
 
+  std::ofstream(dir / "index.html") << "hello from a container\n";
+  std::ofstream(dir / "key.txt") << "k3y\n";
   std::ofstream(dir / "stack.yml") << "name: " << stack << R"(
 services:
   app:
@@ -292,33 +304,106 @@ services:
       restart_policy: {condition: any, delay: 0s}
     volumes:
       - cache:/cache
+  web:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    configs:
+      - source: index
+        target: /www/index.html
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 500ms
+    ports:
+      - "${INGRESS_PORT}:8080"
+    deploy:
+      replicas: 2
+  edge:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h /www & wait"]
+    configs:
+      - source: index
+        target: /www/index.html
+    ports:
+      - target: 8081
+        published: ${HOST_PORT}
+        mode: host
+  cli:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"key=$$(cat /run/secrets/key)\"; wget -qO- http://web:8080/; sleep 0.5 & wait; done"]
+    secrets:
+      - source: key
+        mode: 0400
+configs:
+  index:
+    file: ./index.html
+secrets:
+  key:
+    file: ./key.txt
 volumes:
   cache: {}
 )";
-  CmdResult r = Sh(cli("n1") + "deploy --timeout 60 " + (dir / "stack.yml").string());
+  const int ingress_port = 20000 + (getpid() + 4001) % 20000;
+  const int host_port = 20000 + (getpid() + 9001) % 20000;
+  const std::string env =
+      "INGRESS_PORT=" + std::to_string(ingress_port) + " HOST_PORT=" + std::to_string(host_port);
+  CmdResult r = Sh(env + " " + cli("n1") + "deploy --timeout 90 " + (dir / "stack.yml").string());
   INFO(r.out << "\n" << n1.Log() << "\n" << n2.Log());
   REQUIRE(r.code == 0);
   // Spread over the two nodes, each node's containers labelled with its id.
   auto per_node = ContainersPerNode(stack);
-  CHECK(per_node.size() == 2);
-  for (const auto& [node, n] : per_node) CHECK(n == 2);
+  REQUIRE(per_node.size() == 2);
+  int total = 0;
+  for (const auto& [node, n] : per_node) total += n;
+  CHECK(total == 8);
 
-  // A container killed on one node is replaced; the other node's are untouched.
+  // cli reaches web by name (one engine: the nodes share the stack's
+  // bridge) and reads its secret; the ingress and host ports answer.
+  CHECK(Eventually(
+      [&] {
+        std::string logs = Sh(cli("n1") + "service logs " + stack + "_cli").out;
+        return logs.find("hello from a container") != std::string::npos &&
+               logs.find("key=k3y") != std::string::npos;
+      },
+      30s));
+  CHECK(Eventually(
+      [&] { return HttpGet(ingress_port).find("hello from a container") != std::string::npos; },
+      20s));
+  CHECK(Eventually(
+      [&] { return HttpGet(host_port).find("hello from a container") != std::string::npos; }, 20s));
+
+  // A container killed on one node is replaced; the others are untouched.
   std::vector<std::string> before = StackContainers(stack, true);
-  REQUIRE(before.size() == 4);
+  REQUIRE(before.size() == 8);
   REQUIRE(Client().Call("POST", "/containers/" + before[0] + "/kill?signal=SIGKILL")->status ==
           204);
   CHECK(Eventually(
       [&] {
         auto now = StackContainers(stack, true);
-        return now.size() == 4 && std::find(now.begin(), now.end(), before[0]) == now.end();
+        return now.size() == 8 && std::find(now.begin(), now.end(), before[0]) == now.end();
       },
       30s));
   int kept = 0;
   for (const std::string& id : StackContainers(stack, true)) {
     kept += std::find(before.begin(), before.end(), id) != before.end();
   }
-  CHECK(kept == 3);
+  CHECK(kept == 7);
+
+  // The worker's daemon dies and comes back: it adopts its containers (the
+  // same ones keep running) and starts no second copy.
+  const std::vector<std::string> running = StackContainers(stack, true);
+  n2.Kill();
+  Daemon n2b(dir / "n2", node_args("n2"));
+  REQUIRE(n2b.WaitReady());
+  // For 6 s (several heartbeats and the agent's reconnect) the same eight
+  // containers run: nothing is stopped, started twice or replaced.
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  CHECK_FALSE(
+      Eventually([&] { return sorted(StackContainers(stack, true)) != sorted(running); }, 6s));
+  INFO(n2b.Log());
+  CHECK(StackContainers(stack, true).size() == 8);
 
   REQUIRE(Client().Call("GET", "/volumes/" + stack + "_cache")->status == 200);
   r = Sh(cli("n1") + "stack rm --volumes " + stack);
@@ -328,14 +413,17 @@ volumes:
   CHECK(Eventually(
       [&] {
         auto v = Client().Call("GET", "/volumes/" + stack + "_cache");
-        return v.ok() && v->status == 404;
+        auto n = Client().Call("GET", "/networks/" + stack + "_default");
+        return v.ok() && v->status == 404 && n.ok() && n->status == 404;
       },
       20s));
-  n2.Stop();
-  n1.Stop();
-  for (const auto& id : StackContainers(stack, false)) {
-    (void)Client().Call("DELETE", "/containers/" + id + "?force=1");
+  // No secret file is left on the tmpfs of either node.
+  for (const auto& [node, n] : per_node) {
+    const fs::path secrets = fs::path("/dev/shm") / ("shoal-docker-" + node);
+    CHECK((!fs::exists(secrets) || fs::is_empty(secrets)));
   }
+  n2b.Stop();
+  n1.Stop();
   fs::remove_all(dir);
 }
 
