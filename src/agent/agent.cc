@@ -152,18 +152,20 @@ void Agent::PollLoop() {
   }
 }
 
-void Agent::Apply(const v1::AssignmentsReply& reply) {
+void Agent::Apply(v1::AssignmentsReply&& reply) {
   for (const auto& s : reply.secrets()) secrets_[s.name()] = s.data();
   for (const auto& c : reply.configs()) configs_[c.name()] = c.data();
+  // The reply's tasks are moved, not copied, into tasks_.
   if (reply.full()) {
     // A full set also comes after every change of leader: write only what
     // differs from what the database already holds.
     std::map<std::string, v1::Task> next;
     std::vector<const v1::Task*> changed;
-    for (const auto& t : reply.tasks()) {
+    for (v1::Task& t : *reply.mutable_tasks()) {
       auto old = tasks_.find(t.meta().id());
       bool same = old != tasks_.end() && old->second.meta().version() == t.meta().version();
-      v1::Task& kept = next[t.meta().id()] = t;
+      std::string id = t.meta().id();
+      v1::Task& kept = next[id] = std::move(t);
       if (!same) changed.push_back(&kept);
     }
     for (const auto& [id, t] : tasks_) {
@@ -179,10 +181,11 @@ void Agent::Apply(const v1::AssignmentsReply& reply) {
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& t : reply.tasks()) {
-    tasks_[t.meta().id()] = t;
-    Persist(t);
-    dirty_.insert(t.meta().id());
+  for (v1::Task& t : *reply.mutable_tasks()) {
+    std::string id = t.meta().id();
+    v1::Task& kept = tasks_[id] = std::move(t);
+    Persist(kept);
+    dirty_.insert(std::move(id));
   }
   for (const auto& id : reply.removed()) {
     tasks_.erase(id);
@@ -415,7 +418,7 @@ void Agent::WorkLoop() {
       if (stopping_) return;
       inbox.swap(inbox_);
     }
-    for (const auto& r : inbox) Apply(r);
+    for (auto& r : inbox) Apply(std::move(r));
     auto now = std::chrono::steady_clock::now();
     if (!inbox.empty() || now >= next_poll) {
       Reconcile();

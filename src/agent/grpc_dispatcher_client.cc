@@ -15,8 +15,8 @@ Status FromGrpc(const grpc::Status& s, const std::string& addr) {
 
 }  // namespace
 
-GrpcDispatcherClient::GrpcDispatcherClient(std::vector<std::string> managers)
-    : managers_(std::move(managers)) {}
+GrpcDispatcherClient::GrpcDispatcherClient(std::vector<std::string> managers, DialFn dial)
+    : dial_(std::move(dial)), managers_(std::move(managers)) {}
 
 std::vector<std::string> GrpcDispatcherClient::managers() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -31,8 +31,7 @@ std::shared_ptr<v1::Dispatcher::Stub> GrpcDispatcherClient::Current(std::string*
   if (!stub) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    stub = v1::Dispatcher::NewStub(
-        grpc::CreateCustomChannel(*addr, grpc::InsecureChannelCredentials(), args));
+    stub = v1::Dispatcher::NewStub(dial_(*addr, args));
   }
   return stub;
 }

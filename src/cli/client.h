@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "shoal/v1/cluster.grpc.pb.h"
 #include "shoal/v1/control.grpc.pb.h"
 
 namespace shoal::cli {
@@ -21,9 +22,27 @@ struct Client {
   std::string host;
   std::unique_ptr<v1::Control::Stub> stub;
   std::unique_ptr<v1::Events::Stub> events;
+  std::unique_ptr<v1::Membership::Stub> membership;
+  std::string tls_note;  // which certificate a TCP connection presents, for errors
 };
 
-// `host` "" picks $SHOAL_HOST or DefaultHost(). "tcp://h:p" and "h:p" dial TCP.
+// How the CLI proves itself on a manager's TCP port (mutual TLS). Files
+// given one by one win over --tls-dir (ca.pem, cert.pem, key.pem, as
+// `shoal cluster ca --issue-client` writes them), which wins over
+// $SHOAL_TLS_DIR, which wins over the certificates of the node whose local
+// socket this CLI used before (a redirect to the leader).
+struct TlsFlags {
+  std::string dir;
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+// The process-wide flags, filled by main before any command runs.
+TlsFlags& GlobalTlsFlags();
+
+// `host` "" picks $SHOAL_HOST or DefaultHost(). "unix://path" is the local
+// admin socket (no TLS: file permissions guard it); "tcp://h:p" and "h:p"
+// dial TCP with mutual TLS (GlobalTlsFlags()).
 Client Connect(const std::string& host);
 
 // A deadline for one call.

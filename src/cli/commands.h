@@ -19,6 +19,8 @@ void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code)
 void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code);
 // `shoal watch` (GitOps).
 void AddWatchCommands(CLI::App& app, const std::string* host, int* exit_code);
+// After AddClusterCommands: `cluster update --autolock`, `unlock`, `unlock-key`.
+void AddSecurityCommands(CLI::App& app, const std::string* host, int* exit_code);
 
 struct DeployFlags {
   bool dry_run = false;

@@ -11,15 +11,20 @@ namespace {
 using store::Kind;
 
 // The values a node's tasks refer to: secrets and configs by full name.
-void AddFiles(const store::State& state, const v1::Task& task, v1::AssignmentsReply* reply,
-              std::set<std::string>* secrets, std::set<std::string>* configs) {
+void AddFiles(const store::State& state, const v1::Task& task, const Options& options,
+              v1::AssignmentsReply* reply, std::set<std::string>* secrets,
+              std::set<std::string>* configs) {
   for (const auto& ref : task.spec().secrets()) {
     if (!secrets->insert(ref.name()).second) continue;
     for (const v1::Mutation* m : state.Find(Kind::kSecret, "name", ref.name())) {
+      // The state holds the value sealed (issue 8); one that does not unseal is not sent.
+      auto value = options.secret_value ? options.secret_value(m->secret())
+                                        : Result<std::string>(m->secret().spec().data());
+      if (!value.ok()) continue;
       v1::SecretData* d = reply->add_secrets();
       d->set_id(m->secret().meta().id());
       d->set_name(ref.name());
-      d->set_data(m->secret().spec().data());
+      d->set_data(std::move(value).value());
     }
   }
   for (const auto& ref : task.spec().configs()) {
@@ -148,7 +153,7 @@ bool Dispatcher::Diff(const store::State& state, const std::string& node_id, boo
     if (full || it == s.sent.end() || it->second.desired != mine.desired ||
         it->second.terminal != mine.terminal) {
       *reply->add_tasks() = t;
-      AddFiles(state, t, reply, &secrets, &configs);
+      AddFiles(state, t, options_, reply, &secrets, &configs);
       any = true;
     }
   }
@@ -233,21 +238,42 @@ void Dispatcher::Changed(const store::State& state) {
 }
 
 void Dispatcher::Changed(const store::State& state, const std::vector<store::Event>& events) {
+  std::vector<const store::Event*> refs;
+  refs.reserve(events.size());
+  for (const store::Event& e : events) refs.push_back(&e);
+  Changed(state, refs);
+}
+
+void Dispatcher::Changed(const store::State& state,
+                         const std::vector<const store::Event*>& events) {
   std::set<std::string> touched;
-  for (const store::Event& e : events) {
-    const v1::Mutation& m = e.mutation;
+  for (const store::Event* e : events) {
+    const v1::Mutation& m = e->mutation;
     if (m.has_task()) {
       // A task keeps its node once it has one, so the node it names now is
       // the node that holds (or is to hold) it.
-      if (!m.task().node_id().empty()) touched.insert(m.task().node_id());
+      const v1::Task& t = m.task();
+      if (t.node_id().empty()) continue;
+      auto sit = sessions_.find(t.node_id());
+      if (sit == sessions_.end()) continue;  // no session, so nobody parked
+      Session& s = sit->second;
+      // Diff's test, on the event: only what the agent acts on counts.
+      auto sent = s.sent.find(t.meta().id());
+      bool relevant;
+      if (m.op() == v1::Mutation::OP_DELETE || t.status().state() < v1::TASK_ASSIGNED) {
+        relevant = sent != s.sent.end();  // gone (or not startable): removed
+      } else {
+        relevant = sent == s.sent.end() || sent->second.desired != t.desired_state() ||
+                   sent->second.terminal != (t.status().state() >= v1::TASK_COMPLETE);
+      }
+      if (!relevant) continue;
+      s.stale = true;
+      touched.insert(t.node_id());
     } else if (m.has_node() || m.has_cluster()) {
       managers_valid_ = false;
     } else if (m.has_secret() || m.has_config()) {
       // Values go out with the tasks that need them: no task changed here.
     }
-  }
-  for (const std::string& node_id : touched) {
-    if (auto it = sessions_.find(node_id); it != sessions_.end()) it->second.stale = true;
   }
   if (touched.empty() || waiters_.empty()) return;
   Wake(state, [&](const std::string& node_id) { return touched.count(node_id) > 0; });

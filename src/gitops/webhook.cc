@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -10,6 +11,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <chrono>
 #include <thread>
 
 namespace shoal::gitops {
@@ -42,6 +45,9 @@ bool VerifySignature(const std::string& secret, const std::string& body,
 }
 
 namespace {
+
+// The longest a sender may take to deliver one request.
+constexpr std::chrono::seconds kRequestDeadline{10};
 
 class Server final : public WebhookServer {
  public:
@@ -88,14 +94,47 @@ class Server final : public WebhookServer {
     }
   }
 
+  // Reads one request into `parser` within kRequestDeadline; ec is set on a
+  // parse error (body_limit included), a closed connection, or the deadline
+  // (logged).
+  void ReadRequest(tcp::socket& socket, http::request_parser<http::string_body>& parser,
+                   const std::string& peer, boost::system::error_code& ec) {
+    const auto deadline = std::chrono::steady_clock::now() + kRequestDeadline;
+    parser.eager(true);
+    std::string pending;
+    char chunk[16384];
+    while (!parser.is_done()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{socket.native_handle(), POLLIN, 0};
+      int ready = left.count() <= 0 ? 0 : ::poll(&p, 1, static_cast<int>(left.count()));
+      if (ready < 0 && errno == EINTR) continue;  // a signal: the deadline still holds
+      if (ready <= 0) {
+        Log("webhook: dropped a request from " + peer + ": not complete within " +
+            std::to_string(kRequestDeadline.count()) + " s");
+        ec = asio::error::timed_out;
+        return;
+      }
+      ssize_t n = ::recv(socket.native_handle(), chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ec = asio::error::eof;
+        return;
+      }
+      pending.append(chunk, static_cast<size_t>(n));
+      size_t used = parser.put(asio::buffer(pending), ec);
+      pending.erase(0, used);
+      if (ec == http::error::need_more) ec = {};
+      if (ec) return;
+    }
+  }
+
   void Handle(tcp::socket socket) {
-    // Beast's stream deadlines apply to asynchronous calls only: blocking
-    // calls get the socket's own timeouts.
+    // The answer is a few hundred bytes, which the socket buffer takes at
+    // once; the request is read under a deadline of its own (ReadRequest).
     timeval limit{10, 0};
-    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     boost::beast::tcp_stream stream(std::move(socket));
-    boost::beast::flat_buffer buffer;
     http::request_parser<http::string_body> parser;
     parser.body_limit(options_.max_body);
     boost::system::error_code ec;
@@ -105,7 +144,11 @@ class Server final : public WebhookServer {
       auto ep = stream.socket().remote_endpoint(pe);
       if (!pe) peer = ep.address().to_string();
     }
-    http::read(stream, buffer, parser, ec);
+    // A deadline for the whole request, kept with poll(2): the socket's
+    // SO_RCVTIMEO does not bound Asio's blocking reads (on EAGAIN they poll
+    // without a timeout), so one idle connection held this server, which
+    // serves one connection at a time, for as long as its sender liked.
+    ReadRequest(stream.socket(), parser, peer, ec);
     http::status status;
     if (ec == http::error::body_limit) {
       status = http::status::payload_too_large;

@@ -2,12 +2,14 @@
 // join tokens and cluster info, and the read helper every handler uses.
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <thread>
 
 #include "daemon_internal.h"
 #include "shoal/manager/daemon.h"
+#include "shoal/manager/join_client.h"
 
 namespace shoal::manager {
 namespace {
@@ -29,14 +31,12 @@ std::string Advertise(const std::string& requested, const std::string& listen, i
   return host + ":" + p;
 }
 
-const char* RoleName(v1::NodeSpec::Role r) {
-  return r == v1::NodeSpec::ROLE_MANAGER ? "manager" : "worker";
-}
-
-// A join token names its cluster and its role: SHOAL-1-<cluster>-<role>-<secret>.
-std::string MakeToken(const std::string& cluster_id, v1::NodeSpec::Role role,
-                      const std::string& secret) {
-  return "SHOAL-1-" + cluster_id + "-" + RoleName(role) + "-" + secret;
+// Node-local operations (init, join, leave) come over the unix socket only.
+bool RefuseRemote(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* r) {
+  if (transport::PeerOf(*ctx).local) return false;
+  r->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                         "init, join and leave are only accepted on the node's local socket"));
+  return true;
 }
 
 }  // namespace
@@ -44,6 +44,7 @@ std::string MakeToken(const std::string& cluster_id, v1::NodeSpec::Role role,
 grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
                                                const v1::InitRequest* req, v1::InitReply* reply) {
   auto* r = ctx->DefaultReactor();
+  if (RefuseRemote(ctx, r)) return r;
   v1::InitRequest request = *req;
   // Waiting for the first election and commit takes a moment: off the gRPC thread.
   std::thread([this, r, reply, request] {
@@ -62,15 +63,41 @@ grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
     d->identity_.set_raft_id((d->rng_() >> 1) | 1);
     d->identity_.set_advertise_addr(
         Advertise(request.advertise_addr(), d->options_.listen, d->port_));
+    // The cluster's root CA, and this node's certificate from it.
+    int64_t validity = CertValiditySeconds();
+    auto root = ca::CreateRoot(d->identity_.cluster_id(), NowUnix());
+    if (!root.ok()) return r->Finish(Grpc(root.error()));
+    auto node_key = ca::NewPrivateKey();
+    if (!node_key.ok()) return r->Finish(Grpc(node_key.error()));
+    auto csr = ca::CreateCsr(*node_key);
+    if (!csr.ok()) return r->Finish(Grpc(csr.error()));
+    ca::IssueRequest ir;
+    ir.csr_pem = *csr;
+    ir.subject = d->identity_.node_id();
+    ir.role = ca::Role::kManager;
+    ir.cluster_id = d->identity_.cluster_id();
+    ir.now_unix = NowUnix();
+    ir.validity_seconds = validity;
+    auto cert = ca::Sign(*root, ir);
+    if (!cert.ok()) return r->Finish(Grpc(cert.error()));
+    if (Status s = d->InstallCertificate(root->cert_pem, *node_key, *cert); !s.ok()) {
+      return r->Finish(Grpc(s));
+    }
+    d->WaitServerCertificate(*cert, std::chrono::milliseconds(2000));
     if (Status s = d->SaveIdentity(); !s.ok()) return r->Finish(Grpc(s));
     if (Status s = d->StartRoles(); !s.ok()) return r->Finish(Grpc(s));
     v1::Cluster c;
     c.mutable_meta()->set_id(d->identity_.cluster_id());
     c.set_name(request.cluster_name().empty() ? "default" : request.cluster_name());
+    c.mutable_ca()->set_root_cert(root->cert_pem);
+    auto sealed = SealCaKey(*d->at_rest_, root->key_pem);
+    if (!sealed.ok()) return r->Finish(Grpc(sealed.error()));
+    c.mutable_ca()->set_sealed_key(*sealed);
+    c.mutable_ca()->set_cert_validity_ns(validity * 1'000'000'000);
     c.mutable_join_tokens()->set_worker(
-        MakeToken(c.meta().id(), v1::NodeSpec::ROLE_WORKER, d->NewSecret()));
+        NewJoinToken(c.ca(), v1::NodeSpec::ROLE_WORKER, d->NewSecret()));
     c.mutable_join_tokens()->set_manager(
-        MakeToken(c.meta().id(), v1::NodeSpec::ROLE_MANAGER, d->NewSecret()));
+        NewJoinToken(c.ca(), v1::NodeSpec::ROLE_MANAGER, d->NewSecret()));
     c.set_heartbeat_period_ns(d->options_.dispatcher.heartbeat_period_ns);
     c.set_node_down_grace_ns(d->options_.dispatcher.node_down_after_ns);
     c.set_task_history_per_slot(5);
@@ -83,6 +110,7 @@ grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
     n.mutable_status()->set_addr(d->identity_.advertise_addr());
     n.mutable_manager_status()->set_raft_id(d->identity_.raft_id());
     n.mutable_manager_status()->set_addr(d->identity_.advertise_addr());
+    if (auto info = ca::ParseCertificate(*cert); info.ok()) n.set_certificate_serial(info->serial);
     std::vector<v1::Mutation> muts(2);
     *muts[0].mutable_cluster() = c;
     *muts[1].mutable_node() = n;
@@ -118,6 +146,7 @@ grpc::ServerUnaryReactor* ControlService::Join(grpc::CallbackServerContext* ctx,
                                                const v1::JoinClusterRequest* req,
                                                v1::JoinClusterReply* reply) {
   auto* r = ctx->DefaultReactor();
+  if (RefuseRemote(ctx, r)) return r;
   v1::JoinClusterRequest request = *req;
   std::thread([this, r, reply, request] {
     Daemon::Impl* d = d_;
@@ -129,29 +158,21 @@ grpc::ServerUnaryReactor* ControlService::Join(grpc::CallbackServerContext* ctx,
       }
     }
     v1::AdmitRequest admit;
-    admit.set_token(request.token());
     std::string advertise = Advertise(request.advertise_addr(), d->options_.listen, d->port_);
     admit.set_advertise_addr(advertise);
     admit.mutable_description()->set_hostname(d->hostname_);
-    std::string target = request.remote_addr();
-    v1::AdmitReply out;
-    grpc::Status s;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      auto stub =
-          v1::Membership::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-      grpc::ClientContext cc;
-      cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
-      s = stub->Admit(&cc, admit, &out);
-      auto at = s.error_message().find("leader at ");
-      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && at != std::string::npos) {
-        target = s.error_message().substr(at + 10);
-        continue;
-      }
-      break;
+    // Pins the CA by the token's digest before the token leaves this node.
+    auto joined = JoinCluster(request.remote_addr(), request.token(), admit);
+    if (!joined.ok()) return r->Finish(Grpc(joined.error()));
+    const v1::AdmitReply& out = joined->reply;
+    if (Status st = d->InstallCertificate(joined->root_pem, joined->key_pem, joined->cert_pem);
+        !st.ok()) {
+      return r->Finish(Grpc(st));
     }
-    if (!s.ok()) {
-      return r->Finish(
-          grpc::Status(s.error_code(), "join via " + target + ": " + s.error_message()));
+    d->identity_.set_advertise_addr(advertise);
+    d->WaitServerCertificate(joined->cert_pem, std::chrono::milliseconds(2000));
+    if (!out.data_key().empty()) {
+      if (Status st = d->at_rest_->Adopt(out.data_key()); !st.ok()) return r->Finish(Grpc(st));
     }
     {
       std::lock_guard<std::mutex> lock(d->mu_);
@@ -180,6 +201,7 @@ grpc::ServerUnaryReactor* ControlService::Join(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* ControlService::Leave(grpc::CallbackServerContext* ctx,
                                                 const v1::LeaveRequest* req, v1::LeaveReply*) {
   auto* r = ctx->DefaultReactor();
+  if (RefuseRemote(ctx, r)) return r;
   Daemon::Impl* d = d_;
   bool manager = d->identity_.role() == v1::NodeSpec::ROLE_MANAGER;
   if (manager && !req->force()) {
@@ -201,8 +223,7 @@ grpc::ServerUnaryReactor* ControlService::Leave(grpc::CallbackServerContext* ctx
       v1::UpdateNodeReply out;
       grpc::Status s(grpc::StatusCode::UNAVAILABLE, "no leader known");
       if (!leader.empty()) {
-        auto stub =
-            v1::Control::NewStub(grpc::CreateChannel(leader, grpc::InsecureChannelCredentials()));
+        auto stub = v1::Control::NewStub(transport::Dial(leader, d->tls()));
         grpc::ClientContext cc;
         cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
         s = stub->UpdateNode(&cc, demote, &out);
@@ -239,7 +260,7 @@ grpc::ServerUnaryReactor* ControlService::JoinToken(grpc::CallbackServerContext*
       reply->set_token(manager ? c.join_tokens().manager() : c.join_tokens().worker());
       return r->Finish(grpc::Status::OK);
     }
-    std::string token = MakeToken(c.meta().id(), request.role(), secret);
+    std::string token = NewJoinToken(c.ca(), request.role(), secret);
     if (manager)
       c.mutable_join_tokens()->set_manager(token);
     else
@@ -258,6 +279,11 @@ grpc::ServerUnaryReactor* ControlService::ClusterInfo(grpc::CallbackServerContex
                                                       const v1::ClusterInfoRequest*,
                                                       v1::ClusterInfoReply* reply) {
   Daemon::Impl* d = d_;
+  if (!transport::PeerOf(*ctx).local && !d->manager()) {
+    auto* r = ctx->DefaultReactor();
+    r->Finish(NotManager());
+    return r;
+  }
   reply->set_data_dir(d->options_.data_dir);
   reply->set_executor(d->options_.executor);
   {
@@ -281,6 +307,7 @@ grpc::ServerUnaryReactor* ControlService::ClusterInfo(grpc::CallbackServerContex
     if (!clusters.empty()) {
       *reply->mutable_cluster() = clusters.front()->cluster();
       reply->mutable_cluster()->clear_join_tokens();
+      reply->mutable_cluster()->mutable_ca()->clear_sealed_key();
     }
     for (const v1::Mutation* n : state.List(store::Kind::kNode)) {
       if (n->node().manager_status().raft_id() != 0) *reply->add_managers() = n->node();
@@ -298,9 +325,13 @@ grpc::ServerUnaryReactor* ControlService::OnRead(
     r->Finish(NotManager());
     return r;
   }
-  bool posted = m->Post([m, r, fn = std::move(fn)] {
-    m->Read([m, r, fn](Status s, const store::State& state) {
+  // Who calls is checked against the state of this very read, so a node
+  // removed a moment ago is refused at once.
+  transport::Peer peer = transport::PeerOf(*ctx);
+  bool posted = m->Post([m, r, peer, fn = std::move(fn)] {
+    m->Read([m, r, peer, fn](Status s, const store::State& state) {
       if (!s.ok()) return r->Finish(Grpc(s));
+      if (grpc::Status a = AuthorizeControl(peer, state); !a.ok()) return r->Finish(a);
       fn(*m, state, r);
     });
   });

@@ -29,6 +29,7 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
     if (leader) {
       dispatcher_.BecomeLeader(store_->state(), now_ns);
       orch_dirty_ = true;  // a full pass after failover
+      orch_full_ = true;
     } else {
       dispatcher_.StepDown();
     }
@@ -36,29 +37,57 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
   if (!leader) return;
   uint64_t applied = store_->state().applied_index();
   if (applied != seen_index_) {
-    // Only the nodes whose tasks the new entries touched can have news;
-    // when the watch log no longer holds them all (a snapshot, a long
-    // stall), every parked call is checked.
-    auto events = store_->watch().Since(seen_index_);
+    // Only the nodes whose tasks the new entries touched can have news, and
+    // only the services they touched need a look; when the watch log no
+    // longer holds them all (a snapshot, a long stall), every parked call is
+    // checked and the orchestrator looks at everything.
+    auto events = store_->watch().SinceInPlace(seen_index_);
     if (events.ok() && seen_index_ != 0) {
       dispatcher_.Changed(store_->state(), *events);
+      NoteChanges(*events);
     } else {
       dispatcher_.Changed(store_->state());
+      orch_full_ = true;
+      orch_dirty_ = true;
     }
     seen_index_ = applied;
-    orch_dirty_ = true;
   }
   RunDispatcher(now_ns, /*sweep=*/false);
   RunOrchestrator(now_ns);
 }
 
+void ControlLoops::NoteChanges(const std::vector<const store::Event*>& events) {
+  for (const store::Event* e : events) {
+    const v1::Mutation& m = e->mutation;
+    if (m.has_task()) {
+      orch_services_.insert(m.task().service_id());
+    } else if (m.has_service()) {
+      orch_services_.insert(m.service().meta().id());
+    } else {
+      // Nodes, networks, the cluster object, stacks...: rare, and any
+      // service may depend on them.
+      orch_full_ = true;
+    }
+  }
+  if (orch_full_ || !orch_services_.empty()) orch_dirty_ = true;
+}
+
 void ControlLoops::Tick(int64_t now_ns) {
   if (!store_->is_leader()) return;
   dispatcher_.Tick(store_->state(), now_ns);
-  // Timers need a pass even when nothing changed: the orchestrator says when
-  // its next one ends (a restart or update delay, a monitor period), and a
-  // pass every 10 ticks catches the rest (a node that went down).
-  if (++ticks_ % 10 == 0 || (orch_wake_ns_ != 0 && now_ns >= orch_wake_ns_)) orch_dirty_ = true;
+  // Timers need a full pass even when nothing changed: the orchestrator says
+  // when its next one ends (a restart or update delay, a monitor period).
+  // Tasks left pending are tried again every 10 ticks (another service's
+  // task may have ended and freed room), and every 100 ticks a full pass
+  // catches anything else.
+  ++ticks_;
+  bool full = (orch_wake_ns_ != 0 && now_ns >= orch_wake_ns_) ||
+              (orch_pending_ && ticks_ % 10 == 0) || ticks_ % 100 == 0;
+  if (full) {
+    orch_wake_ns_ = 0;  // the full pass sets it again
+    orch_full_ = true;
+    orch_dirty_ = true;
+  }
   RunDispatcher(now_ns, /*sweep=*/true);
   RunOrchestrator(now_ns);
 }
@@ -93,15 +122,39 @@ void ControlLoops::RunOrchestrator(int64_t now_ns) {
   // as for 10,000 (the pass walks every task either way), and a 10,000-task
   // transaction is a few MB, well within a Raft message.
   opts.max_mutations = kMaxMutationsPerPass;
+  // Incremental unless something other than tasks and services changed:
+  // only the services whose objects or tasks changed since the last pass.
+  bool full = orch_full_;
+  opts.services = full ? nullptr : &orch_services_;
   orchestrator::Outcome out = orchestrator::Reconcile(store_->state(), now_ns, *ids_, opts);
-  orch_wake_ns_ = out.wake_at_ns;
+  orch_full_ = false;
+  orch_services_.clear();
+  if (full) {
+    orch_wake_ns_ = out.wake_at_ns;
+    orch_pending_ = out.pending > 0;
+  } else {
+    // Other services' timers and pending tasks still stand.
+    if (out.wake_at_ns != 0 && (orch_wake_ns_ == 0 || out.wake_at_ns < orch_wake_ns_)) {
+      orch_wake_ns_ = out.wake_at_ns;
+    }
+    orch_pending_ = orch_pending_ || out.pending > 0;
+  }
   if (out.mutations.empty()) return;
   orch_inflight_ = true;
   bool more = out.more_work;
-  Propose(std::move(out.mutations), "orchestrator", now_ns, [this, more](Status s) {
+  auto unfinished = std::make_shared<std::vector<std::string>>(std::move(out.unfinished_services));
+  Propose(std::move(out.mutations), "orchestrator", now_ns, [this, more, unfinished](Status s) {
     orch_inflight_ = false;
-    // A conflict (an agent or the CLI wrote meanwhile) or a capped pass: go again.
-    if (!s.ok() || more) orch_dirty_ = true;
+    if (!s.ok() || (more && unfinished->empty())) {
+      // A conflict (an agent or the CLI wrote meanwhile): which services
+      // it concerns is not known, so everything is looked at again.
+      orch_dirty_ = true;
+      orch_full_ = true;
+    } else if (more) {
+      // A capped pass goes on where it stopped.
+      orch_services_.insert(unfinished->begin(), unfinished->end());
+      orch_dirty_ = true;
+    }
   });
 }
 

@@ -33,7 +33,7 @@ grpc::ServerUnaryReactor* ControlService::Deploy(grpc::CallbackServerContext* ct
   Daemon::Impl* d = d_;
   return OnRead(
       ctx, [d, req, reply](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
-        auto change = BuildDeploy(state, *req, d->rng_);
+        auto change = BuildDeploy(state, *req, d->rng_, 0, d->at_rest_->codec());
         if (!change.ok()) return r->Finish(Grpc(change.error()));
         plan::RenderOptions ro;
         reply->set_plan_text(plan::RenderText(change->plan, ro));

@@ -36,6 +36,7 @@ std::string Hex(const unsigned char* p, size_t n) {
 grpc::Status Grpc(const Status& s) { return transport::ToGrpc(s); }
 
 grpc::Status NotManager() {
+  if (ManagerLocked()) return LockedStatus();
   return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                       "this node is not a manager of a cluster: run `shoal cluster init`, or "
                       "`shoal cluster join` with a manager token, or point --host at a manager");
@@ -80,6 +81,7 @@ Status Daemon::Impl::Open() {
   std::error_code ec;
   fs::create_directories(options_.data_dir, ec);
   if (ec) return {Code::kIo, "data dir " + options_.data_dir + ": " + ec.message()};
+  if (Status s = OpenCertificates(); !s.ok()) return s;
   std::string path = options_.data_dir + "/identity";
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::Ok();  // not in a cluster yet
@@ -90,6 +92,64 @@ Status Daemon::Impl::Open() {
   }
   in_cluster_ = true;
   return Status::Ok();
+}
+
+void Daemon::Impl::MaybeRenewCertificate() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!in_cluster_ || !agent_) return;
+  }
+  ca::Role want =
+      identity_.role() == v1::NodeSpec::ROLE_MANAGER ? ca::Role::kManager : ca::Role::kWorker;
+  int64_t now = NowUnix();
+  {
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    bool due = renew_at_ != 0 && now >= renew_at_;
+    // A demoted node's certificate still says manager: it asks for a worker's.
+    bool role_changed = cert_role_ && *cert_role_ != want;
+    if ((!due && !role_changed) || now < renew_retry_at_) return;
+  }
+  if (Status s = RenewCertificate(); !s.ok()) {
+    std::fprintf(stderr, "shoal daemon: certificate renewal failed (retrying in 5 s): %s\n",
+                 s.ToString().c_str());
+    std::lock_guard<std::mutex> lock(tls_mu_);
+    renew_retry_at_ = now + 5;
+  }
+}
+
+Status Daemon::Impl::OpenCertificates() {
+  tls_files_ = transport::TlsFilesIn(options_.data_dir + "/certs");
+  std::string root, key, cert;
+  if (transport::ReadTlsFiles(tls_files_, &root, &key, &cert).ok()) {
+    auto info = ca::ParseCertificate(cert);
+    if (info.ok()) {
+      std::lock_guard<std::mutex> lock(tls_mu_);
+      double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+      renew_at_ = ca::RenewAt(info->not_before, info->not_after, u);
+      cert_role_ = info->role;
+      return Status::Ok();
+    }
+  }
+  // Not in a cluster yet: the TLS server needs some key pair to start with,
+  // so a throwaway CA signs a placeholder that no cluster member trusts.
+  // `cluster init` / `join` replace the files and the server reloads them.
+  auto throwaway = ca::CreateRoot("unjoined", NowUnix());
+  if (!throwaway.ok()) return throwaway.error();
+  auto node_key = ca::NewPrivateKey();
+  if (!node_key.ok()) return node_key.error();
+  auto csr = ca::CreateCsr(*node_key);
+  if (!csr.ok()) return csr.error();
+  ca::IssueRequest ir;
+  ir.csr_pem = *csr;
+  ir.subject = "unjoined";
+  ir.cluster_id = "unjoined";
+  ir.now_unix = NowUnix();
+  // Named like a manager's, so a probe of this server (WaitServerCertificate)
+  // sees the placeholder without a name mismatch; no one trusts its CA.
+  ir.role = ca::Role::kManager;
+  auto placeholder = ca::Sign(*throwaway, ir);
+  if (!placeholder.ok()) return placeholder.error();
+  return transport::WriteTlsFiles(tls_files_, throwaway->cert_pem, *node_key, *placeholder);
 }
 
 Status Daemon::Impl::SaveIdentity() {
@@ -121,6 +181,9 @@ Status Daemon::Impl::StartManager() {
   if (identity_.managers_size() == 0) mo.bootstrap_peers = {identity_.raft_id()};
   mo.seed_addresses = seeds;
   mo.dispatcher = options_.dispatcher;
+  mo.tls = tls();
+  if (Status s = at_rest_->EnsureKey(); !s.ok()) return s;
+  mo.dispatcher.secret_value = at_rest_->SecretValueFn();
   auto m = Manager::Open(mo);
   if (!m.ok()) return m.error();
   std::lock_guard<std::mutex> lock(mu_);
@@ -155,7 +218,10 @@ Status Daemon::Impl::StartRoles() {
     return {Code::kInvalidArgument,
             "--executor " + options_.executor + ": expected process, docker or sim"};
   }
-  dispatcher_client_ = std::make_unique<agent::GrpcDispatcherClient>(manager_addrs);
+  dispatcher_client_ = std::make_unique<agent::GrpcDispatcherClient>(
+      manager_addrs, [this](const std::string& addr, const grpc::ChannelArguments& args) {
+        return transport::Dial(addr, tls(), args);
+      });
   agent::AgentOptions ao;
   ao.node_id = identity_.node_id();
   ao.data_dir = options_.data_dir;
@@ -184,6 +250,7 @@ void Daemon::Impl::Watch() {
       std::unique_lock<std::mutex> lock(mu_);
       if (cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return shutdown_; })) return;
     }
+    MaybeRenewCertificate();
     Manager* m = manager();
     if (m != nullptr) {
       bool removed = false;
@@ -218,6 +285,19 @@ void Daemon::Impl::Watch() {
       if (ma.raft_id() != hb.raft_id()) *identity_.add_managers() = ma;
     }
     (void)SaveIdentity();
+    // A manager's certificate first: other managers and agents only talk to
+    // a server whose certificate says manager.
+    std::string data_key;
+    if (Status s = RenewCertificate(&data_key); !s.ok()) {
+      std::fprintf(stderr, "shoal daemon: no manager certificate yet: %s\n", s.ToString().c_str());
+    }
+    // The cluster's data key, to open the sealed state as every manager does.
+    if (!data_key.empty()) {
+      if (Status s = at_rest_->Adopt(data_key); !s.ok()) {
+        std::fprintf(stderr, "shoal daemon: cannot keep the cluster data key: %s\n",
+                     s.ToString().c_str());
+      }
+    }
     if (Status s = StartManager(); !s.ok()) {
       std::fprintf(stderr, "shoal daemon: cannot start the manager: %s\n", s.ToString().c_str());
     }
@@ -225,88 +305,6 @@ void Daemon::Impl::Watch() {
 }
 
 namespace {
-
-// Membership.Admit: a node asks to join with a token.
-class MembershipService final : public v1::Membership::CallbackService {
- public:
-  explicit MembershipService(Daemon::Impl* d) : d_(d) {}
-
-  grpc::ServerUnaryReactor* Admit(grpc::CallbackServerContext* ctx, const v1::AdmitRequest* req,
-                                  v1::AdmitReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    Manager* m = d_->manager();
-    if (!m) {
-      r->Finish(NotManager());
-      return r;
-    }
-    v1::AdmitRequest request = *req;
-    std::string node_id = NewId(d_->rng_);
-    uint64_t raft_id = (d_->rng_() >> 1) | 1;
-    bool posted = m->Post([m, r, reply, request, node_id, raft_id] {
-      m->Read([m, r, reply, request, node_id, raft_id](Status s, const store::State& state) {
-        if (!s.ok()) return r->Finish(Grpc(s));
-        auto clusters = state.List(store::Kind::kCluster);
-        if (clusters.empty()) return r->Finish(Grpc({Code::kUnavailable, "cluster not set up"}));
-        const v1::Cluster& c = clusters.front()->cluster();
-        v1::NodeSpec::Role role;
-        if (!request.token().empty() && request.token() == c.join_tokens().manager()) {
-          role = v1::NodeSpec::ROLE_MANAGER;
-        } else if (!request.token().empty() && request.token() == c.join_tokens().worker()) {
-          role = v1::NodeSpec::ROLE_WORKER;
-        } else {
-          // Nothing is recorded for a refused node.
-          return r->Finish(grpc::Status(
-              grpc::StatusCode::PERMISSION_DENIED,
-              "invalid join token: it is not this cluster's current worker or manager token "
-              "(was it rotated? get the current one with `shoal cluster join-token`)"));
-        }
-        if (role == v1::NodeSpec::ROLE_MANAGER && !m->is_leader()) {
-          std::string leader = m->LeaderAddress();
-          return r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                        "not the leader; leader at " + leader));
-        }
-        v1::Node node;
-        node.mutable_meta()->set_id(node_id);
-        node.mutable_spec()->set_desired_role(role);
-        *node.mutable_description() = request.description();
-        node.mutable_status()->set_state(v1::NodeStatus::STATE_UNKNOWN);
-        node.mutable_status()->set_addr(request.advertise_addr());
-        if (role == v1::NodeSpec::ROLE_MANAGER) {
-          node.mutable_manager_status()->set_raft_id(raft_id);
-          node.mutable_manager_status()->set_addr(request.advertise_addr());
-        }
-        v1::Mutation mut;
-        *mut.mutable_node() = node;
-        reply->set_node_id(node_id);
-        reply->set_role(role);
-        reply->set_cluster_id(c.meta().id());
-        for (const v1::Mutation* n : state.List(store::Kind::kNode)) {
-          const auto& ms = n->node().manager_status();
-          if (ms.raft_id() == 0) continue;
-          v1::ManagerAddr* a = reply->add_managers();
-          a->set_node_id(n->node().meta().id());
-          a->set_raft_id(ms.raft_id());
-          a->set_addr(ms.addr());
-        }
-        m->Propose({mut}, "admit", [m, r, reply, role, raft_id, request](Status s, uint64_t) {
-          if (!s.ok()) return r->Finish(Grpc(s));
-          if (role != v1::NodeSpec::ROLE_MANAGER) return r->Finish(grpc::Status::OK);
-          m->SetAddress(raft_id, request.advertise_addr());
-          reply->set_raft_id(raft_id);
-          raft::ConfChange cc;
-          cc.set_type(v1::CONF_CHANGE_ADD_VOTER);
-          cc.set_node_id(raft_id);
-          ConfChangeWithRetry(*m, cc, 30, [r](Status s) { r->Finish(Grpc(s)); });
-        });
-      });
-    });
-    if (!posted) r->Finish(Grpc({Code::kUnavailable, "manager stopping"}));
-    return r;
-  }
-
- private:
-  Daemon::Impl* d_;
-};
 
 class DispatcherService final : public v1::Dispatcher::CallbackService {
  public:
@@ -316,6 +314,10 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
                                       const v1::HeartbeatRequest* req,
                                       v1::HeartbeatReply* reply) override {
     auto* r = ctx->DefaultReactor();
+    if (grpc::Status a = AuthorizeNode(transport::PeerOf(*ctx), req->node_id()); !a.ok()) {
+      r->Finish(a);
+      return r;
+    }
     Manager* m = d_->manager();
     if (!m) {
       r->Finish(NotManager());
@@ -336,6 +338,10 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
                                         const v1::AssignmentsRequest* req,
                                         v1::AssignmentsReply* reply) override {
     auto* r = ctx->DefaultReactor();
+    if (grpc::Status a = AuthorizeNode(transport::PeerOf(*ctx), req->node_id()); !a.ok()) {
+      r->Finish(a);
+      return r;
+    }
     Manager* m = d_->manager();
     if (!m) {
       r->Finish(NotManager());
@@ -372,20 +378,30 @@ Status Daemon::Impl::StartServing() {
       for (const auto& msg : msgs) (void)m->store().Step(msg);
     });
   });
-  membership_ = std::make_unique<MembershipService>(this);
+  raft_service_->set_authorize(
+      [](const grpc::ServerContextBase& ctx) { return AuthorizeRaft(transport::PeerOf(ctx)); });
+  membership_ = MakeMembershipService(this);
   dispatcher_service_ = std::make_unique<DispatcherService>(this);
   events_ = MakeEventsService(this);
+  security_ = MakeSecurityService(at_rest_.get(), [this] { return StartRoles(); });
   std::error_code ec;
   fs::remove(socket_, ec);
   grpc::ServerBuilder b;
-  b.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  // The cluster port is mutual TLS only; the unix socket is the admin path.
+  b.AddListeningPort(options_.listen, transport::WatchedServerCredentials(tls_files_), &port_);
   b.AddListeningPort("unix:" + socket_, grpc::InsecureServerCredentials());
   b.SetMaxReceiveMessageSize(64 << 20);
+  // Old connections take no new calls (GOAWAY), so every call soon runs on a
+  // connection whose handshake saw the client's current certificate; calls
+  // and streams in progress finish (no grace limit).
+  b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                       static_cast<int>(ServerConnectionAge().count()));
   b.RegisterService(control_.get());
   b.RegisterService(raft_service_.get());
   b.RegisterService(membership_.get());
   b.RegisterService(dispatcher_service_.get());
   b.RegisterService(events_.get());
+  b.RegisterService(security_.get());
   server_ = b.BuildAndStart();
   if (!server_ || port_ == 0) {
     return {Code::kIo, "cannot listen on " + options_.listen + " and unix:" + socket_ +
@@ -462,8 +478,16 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   auto impl = std::make_unique<Impl>(options);
   if (Status s = impl->ChooseExecutor(); !s.ok()) return s;
   if (Status s = impl->Open(); !s.ok()) return s;
+  auto at_rest = AtRest::Open(options.data_dir);
+  if (!at_rest.ok()) return at_rest.error();
+  impl->at_rest_ = std::move(at_rest).value();
   if (Status s = impl->StartServing(); !s.ok()) return s;
-  if (impl->in_cluster_) {
+  if (impl->in_cluster_ && impl->at_rest_->locked()) {
+    std::fprintf(stderr,
+                 "shoal daemon: locked (autolock): serving nothing but unlock on %s until "
+                 "`shoal cluster unlock`\n",
+                 impl->socket_.c_str());
+  } else if (impl->in_cluster_) {
     if (Status s = impl->StartRoles(); !s.ok()) return s;
   }
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));

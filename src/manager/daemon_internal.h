@@ -8,16 +8,20 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 
 #include "shoal/agent/agent.h"
 #include "shoal/agent/grpc_dispatcher_client.h"
+#include "shoal/ca/ca.h"
 #include "shoal/executor/executor.h"
+#include "shoal/manager/autolock.h"
 #include "shoal/manager/daemon.h"
 #include "shoal/manager/manager.h"
 #include "shoal/transport/grpc_transport.h"
+#include "shoal/transport/tls.h"
 #include "shoal/v1/cluster.grpc.pb.h"
 #include "shoal/v1/control.grpc.pb.h"
 
@@ -104,12 +108,50 @@ class ControlService final : public v1::Control::CallbackService {
 
 // The Events service (events_service.cc).
 std::unique_ptr<v1::Events::Service> MakeEventsService(Daemon::Impl* d);
+// The Membership service: admission, the root, renewals, client certificates
+// (membership_service.cc).
+std::unique_ptr<v1::Membership::CallbackService> MakeMembershipService(Daemon::Impl* d);
+
+// ---- trust (issue 8, docs/security.md; membership_service.cc) ----
+
+// Seconds since the epoch: certificate times.
+int64_t NowUnix();
+// The CA key as stored in the replicated Cluster object (sealed with the
+// cluster data key, context "shoal-ca-key"), and back. kFailedPrecondition
+// when this manager is locked or holds no data key.
+Result<std::string> SealCaKey(AtRest& at_rest, const std::string& key_pem);
+Result<std::string> UnsealCaKey(AtRest& at_rest, const std::string& sealed);
+// The join token for `role` with a fresh secret, pinning `c`'s root.
+std::string NewJoinToken(const v1::ClusterCA& c, v1::NodeSpec::Role role,
+                         const std::string& secret);
+// Who may use the Control and Events services: the local admin (unix
+// socket); over TCP a manager certificate of a node `state` still lists as a
+// manager, or a client certificate `state` lists with this serial.
+// UNAUTHENTICATED without a (valid) certificate, PERMISSION_DENIED for a
+// worker, a removed node or a revoked client; the message says which.
+grpc::Status AuthorizeControl(const transport::Peer& peer, const store::State& state);
+// Who may use the dispatcher for `node_id`: that node's own certificate
+// (either role). PERMISSION_DENIED otherwise.
+grpc::Status AuthorizeNode(const transport::Peer& peer, const std::string& node_id);
+// Raft: a manager certificate.
+grpc::Status AuthorizeRaft(const transport::Peer& peer);
+// Certificate validity for a new cluster: SHOAL_CERT_VALIDITY (seconds; a
+// hidden setting for tests of renewal, recorded in the Cluster object like
+// every timing), else 90 days.
+int64_t CertValiditySeconds();
+// How long the server keeps a connection before asking the client to open a
+// new one (and so present its current certificate): a tenth of the validity,
+// at most an hour.
+std::chrono::milliseconds ServerConnectionAge();
 
 class Daemon::Impl {
  public:
   explicit Impl(const DaemonOptions& options);
 
   Status Open();
+  // Points tls_files_ at <data-dir>/certs and schedules the renewal of the
+  // certificate found there, or writes a placeholder (not in a cluster yet).
+  Status OpenCertificates();
   Status StartServing();
   // Resolves options_.executor "auto" (docker when an engine answers, else
   // process) and says which; InvalidArgument for an unknown executor.
@@ -126,6 +168,29 @@ class Daemon::Impl {
   // Any thread: the manager, or null before the node is one.
   Manager* manager();
   std::string NewSecret();
+
+  // Writes the node's TLS files (the server and the channels reload them)
+  // and schedules the next renewal at a random point of the new validity.
+  Status InstallCertificate(const std::string& root_pem, const std::string& key_pem,
+                            const std::string& cert_pem);
+  // A new certificate from the leader for a new key (RenewCertificate), with
+  // the role the cluster now records for this node. Watchdog thread.
+  // A manager's renewal also brings the cluster data key (`data_key`, may be
+  // null), which a promoted node adopts.
+  Status RenewCertificate(std::string* data_key = nullptr);
+  // Renews when the time drawn for it has come or the node's role changed
+  // (retrying every 5 s on failure). Watchdog thread.
+  void MaybeRenewCertificate();
+  // Signs `csr` with the cluster's root (key unsealed once and cached).
+  // Loop thread of a manager.
+  Result<std::string> SignWithClusterCA(const v1::Cluster& c, const std::string& csr,
+                                        const std::string& subject, ca::Role role);
+  // Waits (bounded) until this node's server presents `cert_pem` (its file
+  // watcher reloads once a second), so that the first connections to it, the
+  // local agent's after init, succeed rather than back off.
+  void WaitServerCertificate(const std::string& cert_pem, std::chrono::milliseconds timeout);
+  // Credentials for dialling managers with this node's certificate.
+  transport::ClientTls tls();
 
   DaemonOptions options_;
   std::string hostname_;
@@ -150,6 +215,18 @@ class Daemon::Impl {
   std::unique_ptr<v1::Membership::CallbackService> membership_;
   std::unique_ptr<v1::Dispatcher::CallbackService> dispatcher_service_;
   std::unique_ptr<v1::Events::Service> events_;
+  std::unique_ptr<AtRest> at_rest_;  // the data key (issue 8); set by Start
+  std::unique_ptr<v1::Security::CallbackService> security_;
+
+  transport::TlsFiles tls_files_;  // <data-dir>/certs
+  std::mutex tls_mu_;
+  transport::ClientTls tls_;  // the watched files; guarded by tls_mu_
+  int64_t renew_at_ = 0;      // unix seconds; guarded by tls_mu_
+  int64_t renew_retry_at_ = 0;
+  std::optional<ca::Role> cert_role_;  // the role in the installed certificate
+  std::mutex ca_mu_;
+  std::string ca_sealed_;  // what ca_ was unsealed from
+  ca::RootCA ca_;
   std::unique_ptr<grpc::Server> server_;
   std::thread watchdog_;
 };

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "shoal/manager/manager.h"
+#include "shoal/manager/secrets.h"
 #include "shoal/manager/subnets.h"
 #include "shoal/orchestrator/orchestrator.h"
 #include "shoal/scheduler/scheduler.h"
@@ -137,8 +138,15 @@ const v1::StackRevision* FindRevision(const store::State& state, const std::stri
   return nullptr;
 }
 
-Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
-                                 std::mt19937_64& rng, uint64_t restores) {
+Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& request,
+                                 std::mt19937_64& rng, uint64_t restores,
+                                 const SecretCodec* secrets) {
+  // Secret values arrive plain (a deploy) or sealed (a rollback to a stored
+  // revision); the plan compares plain values, the state stores sealed ones.
+  v1::DeployRequest opened;
+  auto plain_req = OpenRequest(request, secrets, &opened);
+  if (!plain_req.ok()) return plain_req.error();
+  const v1::DeployRequest& req = **plain_req;
   const v1::StackSpec& spec = req.spec();
   const std::string& name = spec.name();
   if (name.empty()) return Status(Code::kInvalidArgument, "the stack has no name");
@@ -153,6 +161,7 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   // `service scale` or `service update` since then shows, and is undone.
   v1::StackSpec live;
   if (before) live = LiveStackSpec(state, spec);
+  if (Status s = OpenSecrets(secrets, live.mutable_secrets()); !s.ok()) return s;
   auto diff = plan::Diff(before ? &live : nullptr, spec);
   if (!diff.ok()) return diff.error();
   DeployChange change;
@@ -200,6 +209,9 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   rev.set_stack(name);
   rev.set_number(change.revision);
   *rev.mutable_spec() = spec;
+  auto sealed_secrets = SealedSecrets(state, spec.secrets(), secrets);
+  if (!sealed_secrets.ok()) return sealed_secrets.error();
+  *rev.mutable_spec()->mutable_secrets() = *sealed_secrets;
   *rev.mutable_source() = req.source();
   rev.set_created_by(req.created_by());
   rev.set_summary(restores
@@ -238,7 +250,7 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   SyncObjects<v1::Network>(state, name, spec.networks(), req.prune(), rng, &out);
   if (Status s = AllocateSubnets(state, &out); !s.ok()) return s;
   SyncObjects<v1::Volume>(state, name, spec.volumes(), req.prune(), rng, &out);
-  SyncObjects<v1::Secret>(state, name, spec.secrets(), req.prune(), rng, &out);
+  SyncObjects<v1::Secret>(state, name, *sealed_secrets, req.prune(), rng, &out);
   SyncObjects<v1::Config>(state, name, spec.configs(), req.prune(), rng, &out);
   if (req.rebalance()) AddRebalance(state, name, &out);
   return change;

@@ -78,6 +78,7 @@ class EventsService final : public v1::Events::Service {
                      grpc::ServerWriter<v1::WatchEvent>* writer) override {
     Manager* m = d_->manager();
     if (!m) return NotManager();
+    if (grpc::Status a = Authorize(*ctx, m); !a.ok()) return a;
     uint64_t from = req->from_version();
     if (from == 0) m->RunSync([&] { from = m->store().state().applied_index(); });
     std::set<std::string> kinds(req->kinds().begin(), req->kinds().end());
@@ -114,8 +115,18 @@ class EventsService final : public v1::Events::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status TaskLogs(grpc::ServerContext*, const v1::TaskLogsRequest* req,
+  grpc::Status TaskLogs(grpc::ServerContext* ctx, const v1::TaskLogsRequest* req,
                         v1::LogChunk* reply) override {
+    // Managers fetch a task's output from the node that runs it.
+    transport::Peer peer = transport::PeerOf(*ctx);
+    if (!peer.local && (!peer.has_cert || peer.cert.role != ca::Role::kManager)) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          "only managers may read a node's task output");
+    }
+    return LocalLogs(req, reply);
+  }
+
+  grpc::Status LocalLogs(const v1::TaskLogsRequest* req, v1::LogChunk* reply) {
     if (!d_->agent_) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this node runs no tasks");
     }
@@ -132,6 +143,7 @@ class EventsService final : public v1::Events::Service {
                            grpc::ServerWriter<v1::LogChunk>* writer) override {
     Manager* m = d_->manager();
     if (!m) return NotManager();
+    if (grpc::Status a = Authorize(*ctx, m); !a.ok()) return a;
     std::map<std::string, uint64_t> offsets;  // task id -> bytes sent
     while (!ctx->IsCancelled()) {
       std::vector<v1::Task> tasks;
@@ -183,14 +195,16 @@ class EventsService final : public v1::Events::Service {
       req.set_task_id(t.meta().id());
       req.set_offset(off);
       v1::LogChunk out;
-      grpc::ServerContext ctx;
-      if (!TaskLogs(&ctx, &req, &out).ok()) return std::nullopt;
+      if (!LocalLogs(&req, &out).ok()) return std::nullopt;
       return out;
     }
     if (addr.empty()) return std::nullopt;
     auto& stub = stubs_[addr];
     if (!stub) {
-      stub = v1::Events::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+      // Any node runs tasks: its certificate names its node id.
+      transport::ClientTls tls = d_->tls();
+      tls.server_name = t.node_id();
+      stub = v1::Events::NewStub(transport::Dial(addr, tls));
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -199,6 +213,15 @@ class EventsService final : public v1::Events::Service {
     req.set_offset(off);
     v1::LogChunk out;
     if (!stub->TaskLogs(&ctx, req, &out).ok()) return std::nullopt;
+    return out;
+  }
+
+  // The Control rules (AuthorizeControl) against this manager's state.
+  static grpc::Status Authorize(const grpc::ServerContext& ctx, Manager* m) {
+    transport::Peer peer = transport::PeerOf(ctx);
+    if (peer.local) return grpc::Status::OK;
+    grpc::Status out(grpc::StatusCode::UNAVAILABLE, "manager stopping");
+    m->RunSync([&] { out = AuthorizeControl(peer, m->store().state()); });
     return out;
   }
 

@@ -154,7 +154,7 @@ grpc::ServerUnaryReactor* ControlService::RollbackStack(grpc::CallbackServerCont
         dr.set_prune(true);  // objects added after that revision go too
         dr.set_dry_run(request.dry_run());
         dr.set_created_by("rollback");
-        auto change = BuildDeploy(state, dr, d->rng_, to);
+        auto change = BuildDeploy(state, dr, d->rng_, to, d->at_rest_->codec());
         if (!change.ok()) return r->Finish(Grpc(change.error()));
         reply->set_plan_text(plan::RenderText(change->plan, {}));
         reply->set_plan_json(plan::RenderJson(change->plan));

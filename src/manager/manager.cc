@@ -54,6 +54,16 @@ Result<std::unique_ptr<Manager>> Manager::Open(const ManagerOptions& options) {
   return m;
 }
 
+namespace {
+
+transport::GrpcTransportOptions TransportOptions(const ManagerOptions& o) {
+  transport::GrpcTransportOptions t;
+  t.tls = o.tls;
+  return t;
+}
+
+}  // namespace
+
 Status Manager::Init() {
   auto raft_disk = raft::LevelDbStorage::Open(options_.data_dir + "/raft");
   if (!raft_disk.ok()) return raft_disk.error();
@@ -68,7 +78,8 @@ Status Manager::Init() {
           if (unreachable) store_->ReportUnreachable(peer);
           if (snapshot_ok) store_->ReportSnapshot(peer, *snapshot_ok);
         });
-      });
+      },
+      TransportOptions(options_));
   store::ReplicatedStoreOptions so;
   so.raft.id = options_.raft_id;
   so.raft.peers = options_.bootstrap_peers;

@@ -25,9 +25,8 @@ const char* ConditionName(v1::Dependency::Condition c) {
 // to zero is satisfied: there is nothing to wait for.
 bool Satisfied(const Pass& p, const v1::Service& dep, v1::Dependency::Condition c) {
   uint64_t live = 0, met = 0;
-  auto it = p.tasks_by_service.find(dep.meta().id());
-  if (it != p.tasks_by_service.end()) {
-    for (const v1::Task* t : it->second) {
+  {
+    for (const v1::Task* t : TasksRead(p, dep.meta().id())) {
       if (!IsLive(*t)) continue;
       ++live;
       if (IsStale(dep, *t)) continue;

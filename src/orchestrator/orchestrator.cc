@@ -1,11 +1,28 @@
 #include "shoal/orchestrator/orchestrator.h"
 
 #include <map>
+#include <set>
 #include <utility>
 
 #include "pass.h"
 
 namespace shoal::orchestrator {
+
+namespace internal {
+
+const std::vector<const v1::Task*>& TasksRead(const Pass& p, const std::string& service_id) {
+  static const std::vector<const v1::Task*> kNone;
+  auto it = p.tasks_by_service.find(service_id);
+  if (it != p.tasks_by_service.end()) return it->second;
+  if (p.all_tasks_read) return kNone;
+  std::vector<const v1::Task*> read;
+  for (const v1::Mutation* m : p.state.Find(store::Kind::kTask, "service", service_id)) {
+    read.push_back(&m->task());
+  }
+  return p.tasks_by_service.emplace(service_id, std::move(read)).first->second;
+}
+
+}  // namespace internal
 
 Outcome Reconcile(const store::State& state, int64_t now_ns, IdSource& ids,
                   const Options& options) {
@@ -20,23 +37,64 @@ Outcome Reconcile(const store::State& state, int64_t now_ns, IdSource& ids,
   for (const v1::Mutation* m : state.List(store::Kind::kNode)) {
     p.nodes.emplace(m->node().meta().id(), &m->node());
   }
-  std::vector<const v1::Task*> tasks;
-  for (const v1::Mutation* m : state.List(store::Kind::kTask)) {
-    tasks.push_back(&m->task());
-    p.tasks_by_service[m->task().service_id()].push_back(&m->task());
-  }
   for (const v1::Mutation* m : state.List(store::Kind::kService)) {
     p.services_by_name.emplace(m->service().spec().name(), &m->service());
   }
-  std::map<std::string, std::vector<const v1::Task*>> by_service = p.tasks_by_service;
+  // The services to look at, in id order, and their tasks as read.
+  std::vector<const v1::Task*> tasks;
+  std::set<std::string> look;
+  if (options.services == nullptr) {
+    for (const v1::Mutation* m : state.List(store::Kind::kTask)) {
+      tasks.push_back(&m->task());
+      p.tasks_by_service[m->task().service_id()].push_back(&m->task());
+    }
+    for (const v1::Mutation* m : state.List(store::Kind::kService)) {
+      look.insert(m->service().meta().id());
+    }
+  } else {
+    p.all_tasks_read = false;
+    look = *options.services;
+    // depends_on is decided from other services' tasks: always looked at.
+    for (const auto& [name, svc] : p.services_by_name) {
+      if (!svc->spec().depends_on().empty()) look.insert(svc->meta().id());
+    }
+    for (const std::string& id : look) {
+      const std::vector<const v1::Task*>& read = internal::TasksRead(p, id);
+      tasks.insert(tasks.end(), read.begin(), read.end());
+    }
+  }
+  // Emptied as services are reconciled: what is left has no service.
+  std::map<std::string, std::vector<const v1::Task*>> by_service;
+  if (p.all_tasks_read) {
+    by_service = p.tasks_by_service;
+  } else {
+    for (const std::string& id : look) {
+      const std::vector<const v1::Task*>& read = internal::TasksRead(p, id);
+      if (!read.empty()) by_service[id] = read;
+    }
+  }
 
   // Services in id order, each as a whole: its slots or nodes, then its
   // history, so that the history sees this pass's decisions.
-  for (const v1::Mutation* m : state.List(store::Kind::kService)) {
-    if (p.changes.exhausted()) break;
+  const std::string* previous = nullptr;  // the service looked at last
+  for (const std::string& id : look) {
+    if (p.changes.exhausted()) {
+      // The budget ran out in the previous service (or its history): it
+      // and every later one wait for the next pass.
+      if (previous != nullptr) p.counters.unfinished_services.push_back(*previous);
+      for (auto it = look.find(id); it != look.end(); ++it) {
+        p.counters.unfinished_services.push_back(*it);
+      }
+      previous = nullptr;
+      break;
+    }
+    previous = &id;
+    const v1::Service* svc = state.Get<v1::Service>(id);
+    if (svc == nullptr) continue;
+    p.counters.services_seen++;
     internal::ServiceTasks st;
-    st.service = &m->service();
-    auto it = by_service.find(st.service->meta().id());
+    st.service = svc;
+    auto it = by_service.find(id);
     if (it != by_service.end()) {
       st.read = std::move(it->second);
       by_service.erase(it);
@@ -57,10 +115,18 @@ Outcome Reconcile(const store::State& state, int64_t now_ns, IdSource& ids,
     }
     internal::ReapHistory(p, st);
   }
+  if (previous != nullptr && p.changes.exhausted()) {
+    p.counters.unfinished_services.push_back(*previous);
+  }
   // What is left belongs to services that no longer exist.
   for (const auto& [service_id, orphans] : by_service) {
-    if (p.changes.exhausted()) break;
+    if (p.changes.exhausted()) {
+      // Orphans left (or cut short): they wait for the next pass.
+      p.counters.unfinished_services.push_back(service_id);
+      continue;
+    }
     internal::ReconcileOrphans(p, orphans);
+    if (p.changes.exhausted()) p.counters.unfinished_services.push_back(service_id);
   }
   internal::ScheduleAll(p, tasks);
 

@@ -35,8 +35,10 @@ struct Pass {
   std::map<std::string, const v1::Node*> nodes;  // by id
   // Services by full name (spec.name), for depends_on.
   std::map<std::string, const v1::Service*> services_by_name;
-  // Tasks by service id, as read.
-  std::map<std::string, std::vector<const v1::Task*>> tasks_by_service;
+  // Tasks by service id, as read: every service's when `all_tasks_read`,
+  // else filled as asked (TasksRead).
+  mutable std::map<std::string, std::vector<const v1::Task*>> tasks_by_service;
+  bool all_tasks_read = true;
   Changes changes;
   // Service objects this pass writes (update status, a rollback's spec swap,
   // depends_on's waiting message), by id; each reserved as one mutation.
@@ -147,6 +149,9 @@ inline void WakeAt(Pass& p, int64_t at_ns) {
 // it waits ("waiting for db (service_healthy)").
 std::string DependencyWait(const Pass& p, const v1::Service& service);
 
+// The tasks of a service as read, in id order (empty for none).
+const std::vector<const v1::Task*>& TasksRead(const Pass& p, const std::string& service_id);
+
 const v1::Node* FindNode(const Pass& p, const std::string& id);
 // A node that will not report on its tasks: deleted, or DOWN.
 bool IsLost(const v1::Node* node);
@@ -190,6 +195,8 @@ void ReapHistory(Pass& p, const ServiceTasks& st);
 bool Rebalance(Pass& p, ServiceTasks& st, const std::map<uint64_t, const v1::Task*>& slots,
                const std::vector<const v1::Task*>& live);
 void ReconcileOrphans(Pass& p, const std::vector<const v1::Task*>& tasks);
+// Places the pending tasks among `tasks` and those created in the pass,
+// against the load of every assigned task of the state.
 void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks);
 
 }  // namespace shoal::orchestrator::internal

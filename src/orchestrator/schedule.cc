@@ -23,7 +23,10 @@ struct Pending {
 // The task to change: a new one as is, an existing one if the budget allows.
 v1::Task* Writable(Pass& p, const Pending& pe) {
   if (pe.created) return pe.created;
-  if (!p.changes.Reserve(p.changes.CostOf(*pe.read))) return nullptr;
+  if (!p.changes.Reserve(p.changes.CostOf(*pe.read))) {
+    p.counters.unfinished_services.push_back(pe.read->service_id());  // placed next pass
+    return nullptr;
+  }
   return &p.changes.Edit(*pe.read);
 }
 
@@ -32,20 +35,29 @@ v1::Task* Writable(Pass& p, const Pending& pe) {
 void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
   // The scheduler reads the tasks where they are: a large cluster's assigned
   // tasks are not copied on every pass.
-  std::vector<const v1::Task*> assigned;
   std::vector<Pending> pending;
-  assigned.reserve(tasks.size());
   for (const v1::Task* read : tasks) {
     const v1::Task* t = p.changes.View(*read);
-    if (t == nullptr || !IsLive(*t)) continue;
-    if (!IsAssigned(*t)) {
-      pending.push_back({read, nullptr, t});
-    } else if (t->status().state() < v1::TASK_COMPLETE) {
-      assigned.push_back(t);
-    }
+    if (t != nullptr && IsLive(*t) && !IsAssigned(*t)) pending.push_back({read, nullptr, t});
   }
   for (v1::Task* t : p.changes.Created()) pending.push_back({nullptr, t, t});
   if (pending.empty()) return;
+  // The load: every assigned task, also of the services this pass did not
+  // look at (then read from the state: the pass changed none of them).
+  std::vector<const v1::Task*> all;
+  if (!p.all_tasks_read) {
+    all.reserve(p.state.Count(store::Kind::kTask));
+    for (const v1::Mutation* m : p.state.List(store::Kind::kTask)) all.push_back(&m->task());
+  }
+  const std::vector<const v1::Task*>& every = p.all_tasks_read ? tasks : all;
+  std::vector<const v1::Task*> assigned;
+  assigned.reserve(every.size());
+  for (const v1::Task* read : every) {
+    const v1::Task* t = p.changes.View(*read);
+    if (t != nullptr && IsLive(*t) && IsAssigned(*t) && t->status().state() < v1::TASK_COMPLETE) {
+      assigned.push_back(t);
+    }
+  }
 
   // Tasks of one service version together, so the scheduler spreads them
   // as a batch; a stable order so that every manager decides alike.

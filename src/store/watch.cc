@@ -28,15 +28,28 @@ void WatchLog::Append(std::vector<Event>&& events) {
   Trim();
 }
 
+Status WatchLog::CheckFrom(uint64_t from) const {
+  if (from >= dropped_through_) return Status::Ok();
+  return Status(Code::kFailedPrecondition,
+                "watch from version " + std::to_string(from) + " is too old: events up to " +
+                    std::to_string(dropped_through_) +
+                    " were compacted; reload the state and watch from its version");
+}
+
+Result<std::vector<const Event*>> WatchLog::SinceInPlace(uint64_t from) const {
+  if (Status s = CheckFrom(from); !s.ok()) return s;
+  std::vector<const Event*> out;
+  auto it = std::upper_bound(events_.begin(), events_.end(), from,
+                             [](uint64_t v, const Event& e) { return v < e.version; });
+  out.reserve(static_cast<size_t>(events_.end() - it));
+  for (; it != events_.end(); ++it) out.push_back(&*it);
+  return out;
+}
+
 Result<std::vector<Event>> WatchLog::Since(uint64_t from, size_t max) const {
   // Several events share a version (one transaction); dropping part of one
   // version's events counts as dropping it.
-  if (from < dropped_through_) {
-    return Status(Code::kFailedPrecondition,
-                  "watch from version " + std::to_string(from) + " is too old: events up to " +
-                      std::to_string(dropped_through_) +
-                      " were compacted; reload the state and watch from its version");
-  }
+  if (Status s = CheckFrom(from); !s.ok()) return s;
   std::vector<Event> out;
   auto it = std::upper_bound(events_.begin(), events_.end(), from,
                              [](uint64_t v, const Event& e) { return v < e.version; });

@@ -195,7 +195,7 @@ class PeerSender {
         // Raft retries by itself; gRPC's retry machinery would only add work
         // to every call (it keeps each request to be able to replay it).
         args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-        channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+        channel_ = Dial(address, options_.tls, args);
         channel_address_ = address;
       }
       stub_ = v1::RaftTransport::NewStub(channel_);
@@ -246,6 +246,12 @@ Status GrpcTransport::Send(const v1::Message& message) {
 grpc::ServerUnaryReactor* RaftService::Send(grpc::CallbackServerContext* context,
                                             const v1::MessageBatch* request, v1::SendReply*) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (authorize_) {
+    if (grpc::Status s = authorize_(*context); !s.ok()) {
+      reactor->Finish(s);
+      return reactor;
+    }
+  }
   // The request is not read again once this handler returns, so its messages
   // are moved out rather than copied (entries are most of the bytes). gRPC
   // deserialises it outside any protobuf arena, so a move is a swap of

@@ -1,5 +1,7 @@
 // shoal_cluster_bench scheduler: the orchestrator and scheduler in process (see cluster_bench.cc).
 
+#include <set>
+
 #include "cluster_bench.h"
 
 namespace cluster_bench {
@@ -158,8 +160,11 @@ int Scheduler(const Options& o) {
                   rate(assigned.size(), by_service.second).c_str(), worst);
     row("scheduler::Schedule service by service, earlier ones assigned", by_service, extra);
   }
-  // Capped passes, applied one after the other, as the leader runs them.
-  {
+  // Capped passes, applied one after the other, as the leader runs them:
+  // every pass over all services (before), or each follow-up over the
+  // services the last one did not finish and those its transaction touched
+  // (control_loops.cc now).
+  for (int incremental_follow_ups = 0; incremental_follow_ups < 2; ++incremental_follow_ups) {
     shoal::store::State copy = state;
     SeqIds ids;
     shoal::orchestrator::Options opts;
@@ -169,7 +174,10 @@ int Scheduler(const Options& o) {
     int passes = 0;
     size_t assigned = 0;
     uint64_t idx = index;
+    std::set<std::string> next;
+    bool full_pass = true;
     while (true) {
+      opts.services = full_pass ? nullptr : &next;
       timer.Lap();
       auto out = shoal::orchestrator::Reconcile(copy, now, ids, opts);
       auto pass = timer.Lap();
@@ -179,24 +187,90 @@ int Scheduler(const Options& o) {
       worst = std::max(worst, pass.second);
       ++passes;
       assigned += out.assigned;
+      full_pass = incremental_follow_ups == 0 || out.unfinished_services.empty();
+      next.clear();
+      next.insert(out.unfinished_services.begin(), out.unfinished_services.end());
       v1::Command c;
       for (auto& m : out.mutations) *c.mutable_transaction()->add_mutations() = std::move(m);
       c.set_proposer("orchestrator");
       c.set_proposed_at_ns(now);
+      std::vector<shoal::store::Event> events;
       timer.Lap();
-      if (!copy.Apply(++idx, c, nullptr).ok()) return 1;
+      if (!copy.Apply(++idx, c, &events).ok()) return 1;
       auto ap = timer.Lap();
       apply.first += ap.first;
       apply.second += ap.second;
+      for (const auto& e : events) {
+        if (e.mutation.has_task()) next.insert(e.mutation.task().service_id());
+      }
     }
     char what[96], extra[96];
-    std::snprintf(what, sizeof what, "Reconcile, max_mutations %zu (the manager's): %d passes",
-                  opts.max_mutations, passes);
+    std::snprintf(what, sizeof what, "Reconcile, max_mutations %zu, %s: %d passes",
+                  opts.max_mutations,
+                  incremental_follow_ups ? "follow-ups incremental" : "all full", passes);
     std::snprintf(extra, sizeof extra, "%s (slowest pass %.3f s CPU)",
                   rate(assigned, reconcile.second).c_str(), worst);
     row(what, reconcile, extra);
-    row("  + State::Apply of those passes' transactions", apply,
+    row("  + State::Apply of those passes' transactions (with events)", apply,
         rate(assigned, reconcile.second + apply.second));
+    if (incremental_follow_ups == 0) continue;
+    opts.services = nullptr;
+
+    // The running phase: the agents' reports (RUNNING) applied 1,000 at a
+    // time, each batch followed by the pass the leader runs next, full (as
+    // before) or over the services the batch touched (control_loops.cc).
+    std::vector<std::string> ids_in_order;
+    for (const v1::Mutation* m : copy.List(shoal::store::Kind::kTask)) {
+      ids_in_order.push_back(m->task().meta().id());
+    }
+    std::pair<double, double> merge{0, 0}, full{0, 0}, incremental{0, 0};
+    int batches = 0;
+    size_t full_muts = 0, inc_muts = 0, seen = 0;
+    for (size_t i = 0; i < ids_in_order.size() && batches < 20; i += 1000, ++batches) {
+      v1::Command c;
+      for (size_t j = i; j < std::min(ids_in_order.size(), i + 1000); ++j) {
+        v1::Mutation* m = c.mutable_transaction()->add_mutations();
+        m->set_op(v1::Mutation::OP_TASK_STATUS);
+        m->mutable_task()->mutable_meta()->set_id(ids_in_order[j]);
+        m->mutable_task()->mutable_status()->set_state(v1::TASK_RUNNING);
+        m->mutable_task()->mutable_status()->set_message("started");
+        m->mutable_task()->mutable_status()->set_timestamp_ns(now + 1);
+      }
+      std::vector<shoal::store::Event> events;
+      timer.Lap();
+      if (!copy.ApplyConsuming(++idx, &c, &events).ok()) return 1;
+      auto ap = timer.Lap();
+      merge.first += ap.first;
+      merge.second += ap.second;
+      std::set<std::string> touched;
+      for (const auto& e : events) touched.insert(e.mutation.task().service_id());
+      shoal::orchestrator::Options fo = opts;
+      timer.Lap();
+      auto fout = shoal::orchestrator::Reconcile(copy, now, ids, fo);
+      auto f = timer.Lap();
+      full.first += f.first;
+      full.second += f.second;
+      full_muts += fout.mutations.size();
+      shoal::orchestrator::Options io = opts;
+      io.services = &touched;
+      timer.Lap();
+      auto iout = shoal::orchestrator::Reconcile(copy, now, ids, io);
+      auto inc = timer.Lap();
+      incremental.first += inc.first;
+      incremental.second += inc.second;
+      inc_muts += iout.mutations.size();
+      seen += iout.services_seen;
+    }
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "  %d batches, %.1f us CPU per status", batches,
+                  1e6 * merge.second / (batches * 1000.0));
+    row("State::ApplyConsuming of 1,000 RUNNING reports (x batches)", merge, buf);
+    std::snprintf(buf, sizeof buf, "  %.4f s CPU per pass, %zu mutations", full.second / batches,
+                  full_muts);
+    row("  then a full pass after each", full, buf);
+    std::snprintf(buf, sizeof buf, "  %.4f s CPU per pass, %zu mutations, %.1f services a pass",
+                  incremental.second / batches, inc_muts, static_cast<double>(seen) / batches);
+    row("  then a pass over the touched services only", incremental, buf);
   }
   std::error_code ec;
   fs::remove_all(dir, ec);

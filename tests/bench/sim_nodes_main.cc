@@ -39,6 +39,8 @@
 #include "shoal/agent/agent.h"
 #include "shoal/agent/grpc_dispatcher_client.h"
 #include "shoal/executor/sim.h"
+#include "shoal/manager/join_client.h"
+#include "shoal/transport/tls.h"
 #include "shoal/v1/cluster.grpc.pb.h"
 
 namespace {
@@ -148,6 +150,7 @@ struct SimNode {
   std::unique_ptr<shoal::executor::SimExecutor> executor;
   std::unique_ptr<shoal::agent::GrpcDispatcherClient> client;
   std::unique_ptr<shoal::agent::Agent> agent;
+  shoal::transport::ClientTls tls;  // the node's certificate, as the join issued it
 };
 
 // Membership.Admit with the worker token, following "leader at" redirects as
@@ -158,33 +161,19 @@ std::string Admit(const Flags& f, SimNode* n, std::string* error) {
   // A simulated node serves nothing: its address is only informational.
   req.set_advertise_addr("127.0.0.1:0");
   *req.mutable_description() = Describe(n->hostname);
-  std::string target = f.managers[0];
-  grpc::Status s;
-  v1::AdmitReply out;
+  // As `shoal cluster join`: pin the CA, send a CSR, keep the key here.
+  shoal::Result<shoal::manager::JoinResult> joined = shoal::Status(shoal::Code::kUnavailable, "");
   for (int attempt = 0; attempt < 10; ++attempt) {
-    auto stub =
-        v1::Membership::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
-    s = stub->Admit(&ctx, req, &out);
-    if (s.ok()) break;
-    auto at = s.error_message().find("leader at ");
-    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && at != std::string::npos &&
-        at + 10 < s.error_message().size()) {
-      target = s.error_message().substr(at + 10);
-      continue;
-    }
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      target = f.managers[(attempt + 1) % f.managers.size()];
-      continue;
-    }
-    break;
+    joined = shoal::manager::JoinCluster(f.managers[attempt % f.managers.size()], f.token, req);
+    if (joined.ok() || joined.error().code() != shoal::Code::kUnavailable) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  if (!s.ok()) {
-    *error = "admit via " + target + ": " + s.error_message();
+  if (!joined.ok()) {
+    *error = joined.error().message();
     return "";
   }
+  const v1::AdmitReply& out = joined->reply;
+  n->tls = shoal::transport::StaticClientTls(joined->root_pem, joined->key_pem, joined->cert_pem);
   n->managers = f.managers;
   for (const auto& m : out.managers()) {
     bool have = false;
@@ -265,7 +254,10 @@ int main(int argc, char** argv) {
     std::string dir = f.data + "/" + n.hostname;
     fs::create_directories(dir, ec);
     n.executor = std::make_unique<shoal::executor::SimExecutor>();
-    n.client = std::make_unique<shoal::agent::GrpcDispatcherClient>(n.managers);
+    n.client = std::make_unique<shoal::agent::GrpcDispatcherClient>(
+        n.managers, [tls = n.tls](const std::string& addr, const grpc::ChannelArguments& args) {
+          return shoal::transport::Dial(addr, tls, args);
+        });
     shoal::agent::AgentOptions ao;
     ao.node_id = n.node_id;
     ao.data_dir = dir;

@@ -87,8 +87,7 @@ bool BatchRow(double seconds, int clients, int batch, bool one_transaction,
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(-1);
   args.SetMaxReceiveMessageSize(-1);
-  auto stub = v1::StoreControl::NewStub(
-      grpc::CreateCustomChannel(AddressOf(*dir, leader), grpc::InsecureChannelCredentials(), args));
+  auto stub = v1::StoreControl::NewStub(c.Channel(AddressOf(*dir, leader), args));
   char name[64];
   std::snprintf(name, sizeof name, "batch %d, %s", batch,
                 one_transaction ? "1 txn" : "own command each");
@@ -161,8 +160,7 @@ int RunPipelined(double seconds, int clients, int window, const std::vector<std:
       // A connection of its own per client, as separate processes would have.
       grpc::ChannelArguments args;
       args.SetInt("shoal.bench.client", t);
-      auto stub = v1::StoreControl::NewStub(
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      auto stub = v1::StoreControl::NewStub(c.Channel(address, args));
       struct Call {
         grpc::ClientContext ctx;
         v1::PutReply reply;

@@ -7,17 +7,20 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "process.h"
+#include "shoal/ca/ca.h"
 #include "shoal/v1/raft_service.grpc.pb.h"
 
 namespace shoal::testing {
@@ -48,6 +51,16 @@ class ProcessCluster {
     dir_ = fs::temp_directory_path() / ("shoal-kill-" + std::to_string(rd()));
     fs::create_directories(dir_);
     peers_file_ = (dir_ / "peers").string();
+    // Mutual TLS as between managers: a CA of the test's own, a manager
+    // certificate per member and one for the test's client calls.
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    root_ = shoal::ca::CreateRoot("store-test", now).value();
+    for (uint64_t id = 0; id <= kSize; ++id) IssueTls(id, now);
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = root_.cert_pem;
+    o.pem_cert_chain = ReadFile(TlsDir(0) + "/cert.pem");
+    o.pem_private_key = ReadFile(TlsDir(0) + "/key.pem");
+    creds_ = grpc::SslCredentials(o);
   }
   ~ProcessCluster() {
     for (auto& [id, p] : procs_) p.Kill();
@@ -66,7 +79,9 @@ class ProcessCluster {
                                      "--peers",
                                      "1,2,3",
                                      "--peers-file",
-                                     peers_file_};
+                                     peers_file_,
+                                     "--tls-dir",
+                                     TlsDir(id)};
     argv.insert(argv.end(), flags_.begin(), flags_.end());
     auto p = ChildProcess::Spawn(argv);
     if (!p) return false;
@@ -77,8 +92,7 @@ class ProcessCluster {
     std::string address = "127.0.0.1:" + std::to_string(port);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stubs_[id] = v1::StoreControl::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      stubs_[id] = v1::StoreControl::NewStub(Channel(address));
       addresses_[id] = address;
     }
     WritePeers();
@@ -122,7 +136,37 @@ class ProcessCluster {
     return Stub(id)->Get(&ctx, req, reply);
   }
 
+  // A mutual-TLS channel to a member, with the test's client certificate.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& address,
+                                         grpc::ChannelArguments args = {}) const {
+    args.SetSslTargetNameOverride("shoal-manager");
+    return grpc::CreateCustomChannel(address, creds_, args);
+  }
+
  private:
+  // ca.pem, cert.pem, key.pem of member `id` (0: the test's client).
+  std::string TlsDir(uint64_t id) const { return (dir_ / ("tls" + std::to_string(id))).string(); }
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  void IssueTls(uint64_t id, int64_t now) {
+    std::string key = shoal::ca::NewPrivateKey().value();
+    shoal::ca::IssueRequest r;
+    r.csr_pem = shoal::ca::CreateCsr(key).value();
+    r.subject = "store" + std::to_string(id);
+    r.role = shoal::ca::Role::kManager;
+    r.cluster_id = "store-test";
+    r.now_unix = now;
+    std::string cert = shoal::ca::Sign(root_, r).value();
+    fs::create_directories(TlsDir(id));
+    std::ofstream(TlsDir(id) + "/ca.pem") << root_.cert_pem;
+    std::ofstream(TlsDir(id) + "/key.pem") << key;
+    std::ofstream(TlsDir(id) + "/cert.pem") << cert;
+  }
+
   v1::StoreControl::Stub* Stub(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     return stubs_.at(id).get();
@@ -139,6 +183,8 @@ class ProcessCluster {
 
   std::vector<std::string> flags_;
   fs::path dir_;
+  shoal::ca::RootCA root_;
+  std::shared_ptr<grpc::ChannelCredentials> creds_;
   std::string peers_file_;
   std::map<uint64_t, ChildProcess> procs_;
   std::mutex mu_;

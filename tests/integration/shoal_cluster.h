@@ -92,8 +92,14 @@ class ShoalCluster {
   // `prefix` runs before the binary, e.g. "timeout 3" for a streaming verb.
   CliResult Cli(const std::string& name, const std::vector<std::string>& args,
                 const std::string& prefix = "") const {
-    std::string cmd =
-        prefix + " " + std::string(SHOAL_BINARY) + " --host unix://" + Data(name) + "/shoal.sock";
+    std::vector<std::string> all = {"--host", "unix://" + Data(name) + "/shoal.sock"};
+    all.insert(all.end(), args.begin(), args.end());
+    return Run(all, prefix);
+  }
+
+  // Runs `shoal args...` as given (a remote CLI: --host tcp://... --tls-dir DIR).
+  CliResult Run(const std::vector<std::string>& args, const std::string& prefix = "") const {
+    std::string cmd = prefix + " " + std::string(SHOAL_BINARY);
     for (const auto& a : args) cmd += " '" + a + "'";
     cmd += " 2>&1";
     CliResult r;
@@ -134,6 +140,8 @@ class ShoalCluster {
   }
 
   std::string Data(const std::string& name) const { return (dir_ / name).string(); }
+  // The node's TLS files (ca.pem, cert.pem, key.pem), as a --tls-dir.
+  std::string Certs(const std::string& name) const { return Data(name) + "/certs"; }
 
  private:
   std::string marker_;

@@ -3,7 +3,7 @@
 // by an EventLoop, reached over gRPC: RaftTransport for its peers and
 // StoreControl (a key/value view) for the test.
 //
-//   shoal_store_node --id 1 --data DIR --listen 127.0.0.1:0 --peers 1,2,3
+//   shoal_store_node --id 1 --data DIR --listen 127.0.0.1:0 --peers 1,2,3 --tls-dir DIR
 //                    --peers-file FILE [--tick-ms 10] [--heartbeat-ticks 10]
 //                    [--election-ticks 100] [--snapshot-every 10000]
 //                    [--snapshot-keep 1000] [--snapshot-log-ratio 0]
@@ -47,6 +47,7 @@
 #include "shoal/store/replicated_store.h"
 #include "shoal/transport/event_loop.h"
 #include "shoal/transport/grpc_transport.h"
+#include "shoal/transport/tls.h"
 #include "shoal/v1/raft_service.grpc.pb.h"
 
 namespace {
@@ -72,6 +73,7 @@ struct Flags {
   bool inline_turns = true;
   double snapshot_log_ratio = 0;
   size_t batch_bytes = 256 << 10;
+  std::string tls_dir;  // ca.pem, cert.pem, key.pem (a manager's certificate)
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -106,6 +108,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->early_appends = v != "0";
     } else if (k == "--batch-bytes") {
       f->batch_bytes = std::stoull(v);
+    } else if (k == "--tls-dir") {
+      f->tls_dir = v;
     } else if (k == "--inline-turns") {
       f->inline_turns = v != "0";
     } else {
@@ -312,6 +316,10 @@ int Run(const Flags& f) {
   std::atomic<EventLoop*> loop_ptr{nullptr};
   AddressFile addresses(f.peers_file);
   SystemRandom random;
+  // Mutual TLS as between shoal managers (docs/security.md).
+  shoal::transport::TlsFiles tls_files = shoal::transport::TlsFilesIn(f.tls_dir);
+  shoal::transport::GrpcTransportOptions transport_options;
+  transport_options.tls = shoal::transport::WatchedClientTls(tls_files);
   shoal::transport::GrpcTransport transport(
       [&](uint64_t id) { return addresses.Lookup(id); },
       [&](uint64_t peer, bool unreachable, std::optional<bool> snapshot_ok) {
@@ -322,7 +330,8 @@ int Run(const Flags& f) {
           if (unreachable) node.store->ReportUnreachable(peer);
           if (snapshot_ok) node.store->ReportSnapshot(peer, *snapshot_ok);
         });
-      });
+      },
+      transport_options);
 
   shoal::store::ReplicatedStoreOptions options;
   options.raft.id = f.id;
@@ -371,10 +380,16 @@ int Run(const Flags& f) {
           received();
         });
       });
+  raft_service.set_authorize([](const grpc::ServerContextBase& ctx) {
+    shoal::transport::Peer p = shoal::transport::PeerOf(ctx);
+    if (p.has_cert && p.cert.role == shoal::ca::Role::kManager) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "only managers may send Raft messages");
+  });
   ControlService control(&node);
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(f.listen, shoal::transport::WatchedServerCredentials(tls_files), &port);
   builder.SetMaxReceiveMessageSize(-1);
   builder.RegisterService(&raft_service);
   builder.RegisterService(&control);
@@ -432,9 +447,10 @@ int main(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 1);
   Flags f;
   try {
-    if (!ParseFlags(argc, argv, &f)) {
+    if (!ParseFlags(argc, argv, &f) || f.tls_dir.empty()) {
       std::fprintf(stderr,
                    "usage: shoal_store_node --id N --data DIR --peers 1,2,3 --peers-file FILE "
+                   "--tls-dir DIR "
                    "[--listen ADDR] [--tick-ms 10] [--heartbeat-ticks 10] [--election-ticks 100] "
                    "[--snapshot-every 10000] [--snapshot-keep 1000] [--snapshot-log-ratio 0] "
                    "[--early-appends 1] [--inline-turns 1] [--batch-bytes 262144]\n");

@@ -51,8 +51,8 @@ int VersionNumber(std::string_view v) {
 
 std::string EngineMessage(const HttpResponse& response) {
   rapidjson::Document d;
-  d.Parse(response.body.data(), response.body.size());
-  if (!d.HasParseError() && d.IsObject() && d.HasMember("message") && d["message"].IsString()) {
+  if (ParseEngineJson(response.body, &d) && d.IsObject() && d.HasMember("message") &&
+      d["message"].IsString()) {
     return d["message"].GetString();
   }
   std::string head = response.body.substr(0, 200);
@@ -93,7 +93,9 @@ Result<HttpResponse> EngineClient::CallRaw(std::string_view method, std::string_
   beast::flat_buffer buf;
   auto req = MakeRequest(method, target, body, content_type);
   http::response_parser<http::string_body> parser;
-  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  // Checked against Content-Length before the body is allocated, and
+  // against what arrives for a chunked body.
+  parser.body_limit(kMaxResponseBytes);
   error_code result;
   std::string stage = "connect";
   bool done = false;
@@ -111,13 +113,32 @@ Result<HttpResponse> EngineClient::CallRaw(std::string_view method, std::string_
         return;
       }
       stage = "read";
-      http::async_read(sock, buf, parser, [&](error_code ec, size_t) {
-        result = ec;
-        done = true;
+      // The head first: Boost 1.74's response parser, reading eagerly, goes
+      // on to allocate a body whose Content-Length it has just refused as
+      // over the limit (bad_alloc for a huge one). Read alone, the head
+      // stops at the refusal.
+      http::async_read_header(sock, buf, parser, [&](error_code ec, size_t) {
+        if (ec || parser.is_done()) {
+          result = ec;
+          done = true;
+          return;
+        }
+        http::async_read(sock, buf, parser, [&](error_code ec, size_t) {
+          result = ec;
+          done = true;
+        });
       });
     });
   });
-  ioc.run_for(timeout_);
+  try {
+    ioc.run_for(timeout_);
+  } catch (const std::exception& e) {
+    // Nothing in the handlers throws on purpose; a library that does must
+    // not take the agent down.
+    return Status(Code::kUnavailable, "the Docker Engine at " + host() + ": reading " +
+                                          std::string(method) + " " + std::string(target) + ": " +
+                                          e.what());
+  }
   if (!done) {
     error_code ignored;
     sock.close(ignored);
@@ -126,6 +147,12 @@ Result<HttpResponse> EngineClient::CallRaw(std::string_view method, std::string_
     return Status(Code::kUnavailable, "the Docker Engine at " + host() + " did not answer " +
                                           std::string(method) + " " + std::string(target) +
                                           " within " + std::to_string(timeout_.count()) + " ms");
+  }
+  if (result == http::error::body_limit) {
+    return Status(Code::kUnavailable, "the Docker Engine at " + host() + " answered " +
+                                          std::string(method) + " " + std::string(target) +
+                                          " with more than " +
+                                          std::to_string(kMaxResponseBytes >> 20) + " MiB");
   }
   if (result) {
     if (stage == "connect") {
@@ -150,8 +177,7 @@ Status EngineClient::Check(std::string* description) const {
                   "the Docker Engine at " + host() + " refused GET /version: " + EngineMessage(*r));
   }
   rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("ApiVersion") ||
+  if (!ParseEngineJson(r->body, &d) || !d.IsObject() || !d.HasMember("ApiVersion") ||
       !d["ApiVersion"].IsString()) {
     return Status(Code::kUnavailable,
                   "the service at " + host() + " does not answer as a Docker Engine");
@@ -234,6 +260,11 @@ Result<std::string> LineStream::Next() {
       return Status(Code::kUnavailable, "the event stream broke: " + ec.message());
     }
     m.pending.append(chunk, sizeof chunk - m.parser.get().body().size);
+    if (m.pending.size() > kMaxEventLineBytes && m.pending.find('\n') == std::string::npos) {
+      m.ended = true;
+      return Status(Code::kUnavailable, "the event stream sent a line longer than " +
+                                            std::to_string(kMaxEventLineBytes >> 20) + " MiB");
+    }
   }
 }
 
@@ -241,6 +272,11 @@ void LineStream::Interrupt() {
   // shutdown(2) on the descriptor is safe while another thread is blocked
   // reading it, and wakes that read with end-of-file.
   if (impl_->sock.is_open()) ::shutdown(impl_->sock.native_handle(), SHUT_RDWR);
+}
+
+bool ParseEngineJson(std::string_view text, rapidjson::Document* doc) {
+  doc->Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  return !doc->HasParseError();
 }
 
 std::string UrlEncode(std::string_view s) {

@@ -5,6 +5,8 @@
 // every path under the version this executor speaks (/v1.41, Engine 20.10).
 // JSON is the caller's business (rapidjson); this file moves bytes.
 
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -17,6 +19,15 @@ namespace shoal::executor::docker {
 // The API version every request names. Engines older than it refuse the
 // versioned path; Open() checks the engine's own version first.
 inline constexpr std::string_view kApiVersion = "1.41";
+
+// Limits on what the engine may send (docs/security.md, "Hostile input"): a
+// reply body larger than kMaxResponseBytes (a Content-Length that claims
+// more is refused before anything is allocated), or an event line longer
+// than kMaxEventLineBytes, is an error rather than memory spent. Real
+// replies are kilobytes; the limit is for container logs, which Logs() reads
+// whole.
+inline constexpr uint64_t kMaxResponseBytes = uint64_t{256} << 20;
+inline constexpr size_t kMaxEventLineBytes = size_t{1} << 20;
 
 struct HttpResponse {
   int status = 0;
@@ -37,8 +48,9 @@ class EngineClient {
 
   // One request to `/v1.41<path>` (path starts with '/'; its query already
   // escaped). Any HTTP status is a success here; kUnavailable when the socket
-  // is absent or refuses, or the call ran past the timeout (the connection is
-  // then closed). Thread-safe: each call has its own connection.
+  // is absent or refuses, the call ran past the timeout (the connection is
+  // then closed), or the reply is not HTTP or is larger than
+  // kMaxResponseBytes. Thread-safe: each call has its own connection.
   Result<HttpResponse> Call(std::string_view method, std::string_view path,
                             std::string_view body = {},
                             std::string_view content_type = "application/json") const;
@@ -81,7 +93,8 @@ class LineStream {
   // (with its message).
   Status Open(const EngineClient& client, std::string_view path);
   // The next line without its '\n'; kUnavailable at the end of the stream,
-  // on an error, or after Interrupt().
+  // on an error, after Interrupt(), or for a line longer than
+  // kMaxEventLineBytes (the stream is then over).
   Result<std::string> Next();
   void Interrupt();
 
@@ -89,6 +102,12 @@ class LineStream {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Parses the engine's JSON into *doc; false (doc holding the parse error)
+// for text that is not JSON. Iterative: rapidjson's default parser recurses
+// once per nesting level, so a reply of a few hundred kilobytes of '['
+// overflowed the agent's stack. Every parse of an engine reply goes here.
+bool ParseEngineJson(std::string_view text, rapidjson::Document* doc);
 
 // Escapes `s` for a URL query value.
 std::string UrlEncode(std::string_view s);

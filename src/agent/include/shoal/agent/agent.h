@@ -105,7 +105,7 @@ class Agent {
   Status Load();
   void PollLoop();
   void WorkLoop();
-  void Apply(const v1::AssignmentsReply& reply);
+  void Apply(v1::AssignmentsReply&& reply);
   void Reconcile();
   // Reconcile's work for one task id (assigned, or only known to the executor).
   void ReconcileOne(const std::string& id);

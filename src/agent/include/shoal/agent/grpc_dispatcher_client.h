@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -20,7 +21,12 @@ namespace shoal::agent {
 
 class GrpcDispatcherClient : public DispatcherClient {
  public:
-  explicit GrpcDispatcherClient(std::vector<std::string> managers);
+  // Opens a channel to a manager: mutual TLS with the node's certificate
+  // (transport::Dial with the node's ClientTls). Called with the client's
+  // lock held, from the agent's threads.
+  using DialFn = std::function<std::shared_ptr<grpc::Channel>(const std::string& addr,
+                                                              const grpc::ChannelArguments& args)>;
+  GrpcDispatcherClient(std::vector<std::string> managers, DialFn dial);
 
   Result<v1::HeartbeatReply> Heartbeat(const v1::HeartbeatRequest& req) override;
   Result<v1::AssignmentsReply> Assignments(const v1::AssignmentsRequest& req) override;
@@ -32,6 +38,7 @@ class GrpcDispatcherClient : public DispatcherClient {
   std::shared_ptr<v1::Dispatcher::Stub> Current(std::string* addr);
   void Failed(const std::string& addr, const grpc::Status& status);
 
+  DialFn dial_;
   mutable std::mutex mu_;
   std::vector<std::string> managers_;
   size_t current_ = 0;

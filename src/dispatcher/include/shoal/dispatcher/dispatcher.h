@@ -32,6 +32,10 @@ struct Options {
   // this many heartbeat periods: each answer is a call more per node, and
   // agents' calls wait up to 15 s.
   int assignments_wait_periods = 5;
+  // The plain value of a secret for an agent: the state holds it sealed
+  // (issue 8). Unset: the stored bytes as they are. An error leaves the
+  // secret out of the reply. Called on the dispatcher's thread.
+  std::function<Result<std::string>(const v1::Secret&)> secret_value;
 };
 
 class Dispatcher {
@@ -67,6 +71,11 @@ class Dispatcher {
   // order): answers the parked calls of the nodes whose tasks they touched,
   // so a commit costs the tasks it changed, not every parked agent's diff.
   void Changed(const store::State& state, const std::vector<store::Event>& events);
+  // The same, with the events where they are (WatchLog::SinceInPlace). Only a
+  // change of what the agent acts on (Sent: a new or removed task, a desired
+  // state, a final status) marks its node as changed: the agent's own status
+  // reports make no diff at all.
+  void Changed(const store::State& state, const std::vector<const store::Event*>& events);
   // Periodic: answers parked calls that waited long enough.
   void Tick(const store::State& state, int64_t now_ns);
 

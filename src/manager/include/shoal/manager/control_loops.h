@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,8 @@ class ControlLoops {
   // `sweep`: every node's timers too (ticks), not only the nodes that asked.
   void RunDispatcher(int64_t now_ns, bool sweep);
   void RunOrchestrator(int64_t now_ns);
+  // Records which services the applied `events` touched for the next pass.
+  void NoteChanges(const std::vector<const store::Event*>& events);
   void Propose(std::vector<v1::Mutation> mutations, const char* who, int64_t now_ns,
                std::function<void(Status)> done);
 
@@ -51,6 +54,12 @@ class ControlLoops {
   uint64_t ticks_ = 0;
   // The orchestrator's next timer (Outcome::wake_at_ns), 0 for none.
   int64_t orch_wake_ns_ = 0;
+  // The next pass looks at every service, or only at orch_services_ (those
+  // whose objects or tasks changed since the last pass began).
+  bool orch_full_ = true;
+  std::set<std::string> orch_services_;
+  // A pass left tasks unplaced: full passes retry them every 10 ticks.
+  bool orch_pending_ = false;
 };
 
 }  // namespace shoal::manager

@@ -16,6 +16,8 @@
 
 namespace shoal::manager {
 
+class SecretCodec;
+
 struct DeployChange {
   plan::Plan plan;
   std::vector<v1::Mutation> mutations;  // empty when nothing changes
@@ -38,8 +40,11 @@ const v1::StackSpec* CurrentStackSpec(const store::State& state, const std::stri
 // from plan::Diff.
 // `restores`: the revision a stack rollback returns to (recorded in the new
 // revision's rolled_back_from), 0 for a deploy.
+// `secrets`: seals secret values into the state (secrets.h); null keeps them
+// plain (unit tests). kCorruption when a stored value does not unseal.
 Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequest& req,
-                                 std::mt19937_64& rng, uint64_t restores = 0);
+                                 std::mt19937_64& rng, uint64_t restores = 0,
+                                 const SecretCodec* secrets = nullptr);
 
 // Asks the orchestrator to spread the stack's replicated services again
 // (Service.rebalance_requested + 1), in the services `out` already writes or

@@ -35,6 +35,8 @@ struct ManagerOptions {
   std::map<uint64_t, std::string> seed_addresses;
   std::chrono::milliseconds tick{10};
   dispatcher::Options dispatcher;
+  // How Raft dials the other managers (the node's certificate; tls.h).
+  transport::ClientTls tls;
 };
 
 class Manager {

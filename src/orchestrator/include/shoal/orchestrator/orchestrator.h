@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,13 @@ struct Options {
   // Outcome.more_work is set and the caller calls again after the transaction
   // has applied.
   size_t max_mutations = 2000;
+  // When set, the pass looks only at these services (by id; the id of a
+  // deleted service cleans up its tasks), at every service with depends_on
+  // (which hangs on the others' tasks), and places only their pending tasks;
+  // the scheduler still counts every assigned task. For a caller that knows
+  // from the applied events that nothing else changed: what such a pass
+  // decides for those services equals a full pass's. Null: every service.
+  const std::set<std::string>* services = nullptr;
 };
 
 struct Outcome {
@@ -68,6 +76,11 @@ struct Outcome {
   std::vector<v1::Mutation> mutations;
   // max_mutations was reached: call again once these mutations applied.
   bool more_work = false;
+  // With more_work: the services (ids, in order; also ids of deleted
+  // services whose tasks remain) that the pass did not finish. A next pass
+  // over these and the services changed since (Options::services) picks up
+  // where this one stopped.
+  std::vector<std::string> unfinished_services;
   // The earliest time at which a timer in the state (a restart delay, an
   // update's delay or monitor period) changes the outcome: call again then,
   // even if nothing else changed. 0 when no timer is pending.
@@ -80,6 +93,7 @@ struct Outcome {
   size_t assigned = 0;          // tasks given a node by the scheduler
   size_t pending = 0;           // tasks the scheduler could not place (changed or not)
   size_t services_written = 0;  // update status, rollback, depends_on message
+  size_t services_seen = 0;     // services the pass looked at
 };
 
 // Computes the task changes that move `state` towards its services' specs.

@@ -33,6 +33,10 @@ class WatchLog {
   // when some of them were already dropped: the watcher must reload the state
   // (a snapshot) and watch from its applied index.
   Result<std::vector<Event>> Since(uint64_t from, size_t max = SIZE_MAX) const;
+  // The same events (all of them) in place, without copying their objects:
+  // the pointers stay valid until the next Append or Reset. For the leader's
+  // control loops, which read every event once right after it is appended.
+  Result<std::vector<const Event*>> SinceInPlace(uint64_t from) const;
 
   // Forgets every event and treats everything up to `version` as dropped: the
   // store was replaced by a snapshot (or rebuilt at start), so a watcher older
@@ -48,6 +52,8 @@ class WatchLog {
 
  private:
   void Trim();  // drops the oldest events beyond capacity_
+  // FailedPrecondition when events after `from` were already dropped.
+  Status CheckFrom(uint64_t from) const;
 
   size_t capacity_;
   std::deque<Event> events_;

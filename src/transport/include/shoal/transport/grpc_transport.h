@@ -24,6 +24,7 @@
 
 #include "shoal/common/status.h"
 #include "shoal/raft/transport.h"
+#include "shoal/transport/tls.h"
 #include "shoal/v1/raft_service.grpc.pb.h"
 
 namespace shoal::transport {
@@ -42,6 +43,9 @@ struct GrpcTransportOptions {
   // next message to the same peer to go with (or, an append, to replace it);
   // 0: sent at once. See PeerSender in grpc_transport.cc.
   std::chrono::microseconds commit_delay{2000};
+  // How peers are dialled: the node's certificate, and the name a peer's
+  // certificate must carry (tls.h).
+  ClientTls tls;
 };
 
 class PeerSender;
@@ -93,6 +97,11 @@ class RaftService final : public v1::RaftTransport::CallbackService {
       std::function<void(std::vector<v1::Message> messages, std::function<void()> received)>;
   explicit RaftService(Deliver deliver) : deliver_(std::move(deliver)) {}
   explicit RaftService(DeliverInOrder deliver) : deliver_in_order_(std::move(deliver)) {}
+  // Decides per call who may send Raft messages (the daemon: managers only).
+  // Not OK: the call is refused with that status and nothing is delivered.
+  // Set before the server starts; called on gRPC threads.
+  using Authorize = std::function<grpc::Status(const grpc::ServerContextBase&)>;
+  void set_authorize(Authorize authorize) { authorize_ = std::move(authorize); }
 
   grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* context,
                                  const v1::MessageBatch* request, v1::SendReply* reply) override;
@@ -100,6 +109,7 @@ class RaftService final : public v1::RaftTransport::CallbackService {
  private:
   Deliver deliver_;
   DeliverInOrder deliver_in_order_;
+  Authorize authorize_;
 };
 
 // A shoal Status as a gRPC status, and back, for service edges.

@@ -1,0 +1,263 @@
+// Trust on real daemons (issue 8, points 1-3 and 5; docs/security.md): joins
+// pin the cluster CA by the token's digest, every TCP connection is mutual
+// TLS, the certificate's role decides what a caller may do, a removed node is
+// refused at once, certificates renew by themselves, and a remote CLI works
+// with an issued client certificate and fails clearly without one.
+
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "shoal/ca/ca.h"
+#include "shoal/v1/cluster.grpc.pb.h"
+#include "shoal/v1/raft_service.grpc.pb.h"
+#include "shoal_cluster.h"
+
+namespace shoal::testing {
+namespace {
+
+using std::chrono::seconds;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The node id (CN) and serial of a node's current certificate.
+ca::CertInfo CertOf(const ShoalCluster& c, const std::string& name) {
+  auto info = ca::ParseCertificate(Slurp(c.Certs(name) + "/cert.pem"));
+  REQUIRE(info.ok());
+  return *info;
+}
+
+// A channel to `addr` with the certificate in `dir`, checking that the
+// server is a manager, as nodes dial.
+std::shared_ptr<grpc::Channel> DialWith(const std::string& addr, const std::string& dir) {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = Slurp(dir + "/ca.pem");
+  o.pem_cert_chain = Slurp(dir + "/cert.pem");
+  o.pem_private_key = Slurp(dir + "/key.pem");
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("shoal-manager");
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(addr, grpc::SslCredentials(o), args);
+}
+
+std::unique_ptr<grpc::ClientContext> Deadline() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + seconds(10));
+  return ctx;
+}
+
+grpc::Status Heartbeat(const std::string& addr, const std::string& dir, const std::string& id) {
+  auto stub = v1::Dispatcher::NewStub(DialWith(addr, dir));
+  v1::HeartbeatRequest req;
+  req.set_node_id(id);
+  v1::HeartbeatReply out;
+  return stub->Heartbeat(Deadline().get(), req, &out);
+}
+
+// `shoal --host tcp://<name> <tls...> args...`.
+CliResult Remote(const ShoalCluster& c, const std::string& name, std::vector<std::string> tls,
+                 const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"--host", "tcp://" + c.addr(name)};
+  all.insert(all.end(), tls.begin(), tls.end());
+  all.insert(all.end(), args.begin(), args.end());
+  return c.Run(all);
+}
+
+void CopyDir(const std::string& from, const std::string& to) {
+  fs::create_directories(to);
+  for (const char* f : {"ca.pem", "cert.pem", "key.pem"}) {
+    fs::copy_file(from + "/" + f, to + "/" + f, fs::copy_options::overwrite_existing);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tls: a join pins the CA named by the token before it sends the token") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1") != 0);
+  REQUIRE(c.Start("w1") != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  std::string token = TokenFrom(init.out, "worker");
+  REQUIRE(token.size() > 8 + 64);
+  // Another digest, the right secret: the joining node must not send it.
+  std::string wrong = token;
+  wrong[8] = wrong[8] == '0' ? '1' : '0';
+  CliResult j = c.Cli("w1", {"cluster", "join", "--token", wrong, c.addr("m1")});
+  INFO(j.out);
+  CHECK(j.code != 0);
+  CHECK(j.out.find("refusing to send the token") != std::string::npos);
+  CliResult bad = c.Cli("w1", {"cluster", "join", "--token", "SHOAL-1-xyz", c.addr("m1")});
+  CHECK(bad.code != 0);
+  CHECK(bad.out.find("malformed join token") != std::string::npos);
+  CliResult ls = c.Cli("m1", {"node", "ls"});
+  CHECK(ls.out.find("w1") == std::string::npos);
+  // The right token joins, and the node's key never left it: its certificate
+  // is for the key in its own certs dir.
+  CliResult ok = c.Cli("w1", {"cluster", "join", "--token", token, c.addr("m1")});
+  INFO(ok.out);
+  REQUIRE(ok.code == 0);
+  CHECK(ca::KeyMatches(Slurp(c.Certs("w1") + "/key.pem"), Slurp(c.Certs("w1") + "/cert.pem")));
+  CHECK(ca::Verify(Slurp(c.Certs("w1") + "/cert.pem"), Slurp(c.Certs("m1") + "/ca.pem"),
+                   static_cast<int64_t>(std::time(nullptr)))
+            .ok());
+  CHECK(CertOf(c, "w1").role == ca::Role::kWorker);
+  CHECK((fs::status(c.Certs("w1") + "/key.pem").permissions() & fs::perms::others_read) ==
+        fs::perms::none);
+}
+
+TEST_CASE("tls: roles: workers cannot use control or Raft; demoted and removed nodes are refused") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1") != 0);
+  REQUIRE(c.Start("m2") != 0);
+  REQUIRE(c.Start("w1") != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  REQUIRE(c.Cli("w1", {"cluster", "join", "--token", TokenFrom(init.out, "worker"), c.addr("m1")})
+              .code == 0);
+  REQUIRE(c.Cli("m2", {"cluster", "join", "--token", TokenFrom(init.out, "manager"), c.addr("m1")})
+              .code == 0);
+  std::string m1 = CertOf(c, "m1").subject;
+  std::string w1 = CertOf(c, "w1").subject;
+  std::string m2 = CertOf(c, "m2").subject;
+  CHECK(CertOf(c, "m2").role == ca::Role::kManager);
+
+  // A worker's certificate on the control API and on Raft.
+  CliResult ctl = Remote(c, "m1", {"--tls-dir", c.Certs("w1")}, {"node", "ls"});
+  INFO(ctl.out);
+  CHECK(ctl.code != 0);
+  CHECK(ctl.out.find("worker certificate") != std::string::npos);
+  {
+    auto raft = v1::RaftTransport::NewStub(DialWith(c.addr("m1"), c.Certs("w1")));
+    v1::SendReply out;
+    grpc::Status s = raft->Send(Deadline().get(), v1::MessageBatch(), &out);
+    CHECK(s.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(s.error_message().find("only managers") != std::string::npos);
+  }
+  // The dispatcher only for the node's own id.
+  grpc::Status other = Heartbeat(c.addr("m1"), c.Certs("w1"), m1);
+  CHECK(other.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(other.error_message().find("may not act for node") != std::string::npos);
+  CHECK(Heartbeat(c.addr("m1"), c.Certs("w1"), w1).ok());
+
+  // m2's manager certificate works until m2 is demoted, then no longer.
+  std::string saved = (c.dir() / "m2-manager-certs").string();
+  CopyDir(c.Certs("m2"), saved);
+  CHECK(Remote(c, "m1", {"--tls-dir", saved}, {"node", "ls"}).code == 0);
+  REQUIRE(c.Cli("m1", {"node", "demote", m2}).code == 0);
+  CliResult demoted = Remote(c, "m1", {"--tls-dir", saved}, {"node", "ls"});
+  INFO(demoted.out);
+  CHECK(demoted.code != 0);
+  CHECK(demoted.out.find("no longer a manager") != std::string::npos);
+  // Its daemon asks for a worker's certificate by itself.
+  CHECK(Eventually([&] { return CertOf(c, "m2").role == ca::Role::kWorker; }, seconds(20)));
+
+  // Removed nodes: refused at once, certificates still valid.
+  REQUIRE(c.Cli("m1", {"node", "rm", "--force", m2}).code == 0);
+  CliResult removed = Remote(c, "m1", {"--tls-dir", saved}, {"node", "ls"});
+  INFO(removed.out);
+  CHECK(removed.out.find("not in this cluster") != std::string::npos);
+  REQUIRE(c.Cli("m1", {"node", "rm", "--force", w1}).code == 0);
+  grpc::Status gone = Heartbeat(c.addr("m1"), c.Certs("w1"), w1);
+  INFO(gone.error_message());
+  CHECK_FALSE(gone.ok());
+}
+
+TEST_CASE("tls: a remote CLI with an issued client certificate; without one it fails clearly") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1") != 0);
+  REQUIRE(c.Start("other") != 0);
+  REQUIRE(c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")}).code == 0);
+  REQUIRE(c.Cli("other", {"cluster", "init", "--advertise-addr", c.addr("other")}).code == 0);
+  std::string alice = (c.dir() / "alice").string();
+  std::string bob = (c.dir() / "bob").string();
+  CliResult issued = c.Cli("m1", {"cluster", "ca", "--issue-client", "alice", "--out", alice});
+  INFO(issued.out);
+  REQUIRE(issued.code == 0);
+  REQUIRE(c.Cli("other", {"cluster", "ca", "--issue-client", "bob", "--out", bob}).code == 0);
+  CHECK(CertOf(c, "m1").role == ca::Role::kManager);
+
+  CliResult ls = Remote(c, "m1", {"--tls-dir", alice}, {"node", "ls"});
+  INFO(ls.out);
+  CHECK(ls.code == 0);
+  CHECK(ls.out.find("m1") != std::string::npos);
+  CHECK(Remote(
+            c, "m1",
+            {"--ca", alice + "/ca.pem", "--cert", alice + "/cert.pem", "--key", alice + "/key.pem"},
+            {"stack", "ls"})
+            .code == 0);
+
+  CliResult none = Remote(c, "m1", {}, {"node", "ls"});
+  INFO(none.out);
+  CHECK(none.code != 0);
+  CHECK(none.out.find("no client certificate") != std::string::npos);
+  // Another cluster's CA: the manager's certificate does not verify.
+  CliResult foreign = Remote(c, "m1", {"--tls-dir", bob}, {"node", "ls"});
+  INFO(foreign.out);
+  CHECK(foreign.code != 0);
+  CHECK(foreign.out.find("the given CA did not sign") != std::string::npos);
+  // The right CA but another cluster's client certificate: the manager refuses it.
+  CliResult refused = Remote(
+      c, "m1", {"--ca", alice + "/ca.pem", "--cert", bob + "/cert.pem", "--key", bob + "/key.pem"},
+      {"node", "ls"});
+  INFO(refused.out);
+  CHECK(refused.code != 0);
+  CHECK(refused.out.find("does not accept this client certificate") != std::string::npos);
+  // Revoked: refused at once.
+  REQUIRE(c.Cli("m1", {"cluster", "ca", "--revoke-client", "alice"}).code == 0);
+  CliResult revoked = Remote(c, "m1", {"--tls-dir", alice}, {"node", "ls"});
+  INFO(revoked.out);
+  CHECK(revoked.code != 0);
+  CHECK(revoked.out.find("revoked") != std::string::npos);
+  // Init and join are only for the node's own socket.
+  std::string carol = (c.dir() / "carol").string();
+  REQUIRE(c.Cli("m1", {"cluster", "ca", "--issue-client", "carol", "--out", carol}).code == 0);
+  CliResult leave = Remote(c, "m1", {"--tls-dir", carol}, {"cluster", "leave", "--force"});
+  CHECK(leave.code != 0);
+  CHECK(leave.out.find("local socket") != std::string::npos);
+}
+
+TEST_CASE("tls: node certificates renew by themselves before they expire") {
+  ShoalCluster c;
+  // A 20 s validity: renewal falls 10-16 s after issue.
+  setenv("SHOAL_CERT_VALIDITY", "20", 1);
+  bool started = c.Start("m1") != 0 && c.Start("w1") != 0;
+  unsetenv("SHOAL_CERT_VALIDITY");
+  REQUIRE(started);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  REQUIRE(c.Cli("w1", {"cluster", "join", "--token", TokenFrom(init.out, "worker"), c.addr("m1")})
+              .code == 0);
+  ca::CertInfo m1 = CertOf(c, "m1");
+  ca::CertInfo w1 = CertOf(c, "w1");
+  CHECK(m1.not_after - m1.not_before <= 25);
+  CHECK(Eventually(
+      [&] { return CertOf(c, "m1").serial != m1.serial && CertOf(c, "w1").serial != w1.serial; },
+      seconds(40)));
+  // Past the first certificates' end, both nodes still work together: the
+  // worker heartbeats on, the manager's renewed certificate opens control.
+  std::this_thread::sleep_for(
+      seconds(std::max<int64_t>(0, w1.not_after + 2 - static_cast<int64_t>(std::time(nullptr)))));
+  CliResult ls;
+  CHECK(Eventually(
+      [&] {
+        ls = Remote(c, "m1", {"--tls-dir", c.Certs("m1")}, {"node", "ls"});
+        return ls.code == 0 && ls.out.find("ready") != std::string::npos &&
+               ls.out.find("down") == std::string::npos;
+      },
+      seconds(10)));
+  INFO(ls.out);
+  CliResult inspect = c.Cli("m1", {"node", "inspect", CertOf(c, "w1").subject});
+  INFO(inspect.out);
+  CHECK(inspect.out.find(CertOf(c, "w1").serial) != std::string::npos);
+}
+
+}  // namespace shoal::testing
