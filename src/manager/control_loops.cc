@@ -6,6 +6,8 @@ namespace shoal::manager {
 
 namespace {
 constexpr size_t kMaxMutationsPerPass = 10'000;
+// Events of one turn beyond which the orchestrator's pass waits for the next.
+constexpr size_t kHeavyTurnEvents = 2'000;
 }  // namespace
 
 ControlLoops::ControlLoops(store::ReplicatedStore* store, dispatcher::Options options,
@@ -35,6 +37,7 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
     }
   }
   if (!leader) return;
+  bool heavy = false;
   uint64_t applied = store_->state().applied_index();
   if (applied != seen_index_) {
     // Only the nodes whose tasks the new entries touched can have news, and
@@ -45,6 +48,7 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
     if (events.ok() && seen_index_ != 0) {
       dispatcher_.Changed(store_->state(), *events);
       NoteChanges(*events);
+      heavy = events->size() >= kHeavyTurnEvents;
     } else {
       dispatcher_.Changed(store_->state());
       orch_full_ = true;
@@ -53,7 +57,11 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
     seen_index_ = applied;
   }
   RunDispatcher(now_ns, /*sweep=*/false);
-  RunOrchestrator(now_ns);
+  // After a large batch (its apply and the agents it woke already took this
+  // turn), the pass waits for the next turn: the loop then sends Raft's
+  // heartbeats in between, so no single turn outlasts an election timeout on
+  // a loaded machine.
+  if (!heavy) RunOrchestrator(now_ns);
 }
 
 void ControlLoops::NoteChanges(const std::vector<const store::Event*>& events) {

@@ -6,6 +6,7 @@
 
 #include "daemon_internal.h"
 #include "shoal/manager/deploy.h"
+#include "shoal/manager/limits.h"
 #include "shoal/plan/render.h"
 
 namespace shoal::manager {
@@ -33,6 +34,7 @@ grpc::ServerUnaryReactor* ControlService::Deploy(grpc::CallbackServerContext* ct
   Daemon::Impl* d = d_;
   return OnRead(
       ctx, [d, req, reply](Manager& m, const store::State& state, grpc::ServerUnaryReactor* r) {
+        if (Status v = ValidateDeployRequest(*req); !v.ok()) return r->Finish(Grpc(v));
         auto change = BuildDeploy(state, *req, d->rng_, 0, d->at_rest_->codec());
         if (!change.ok()) return r->Finish(Grpc(change.error()));
         plan::RenderOptions ro;

@@ -15,6 +15,7 @@
 #include "shoal/executor/docker.h"
 #include "shoal/executor/process.h"
 #include "shoal/executor/sim.h"
+#include "shoal/manager/limits.h"
 
 namespace shoal::manager {
 namespace {
@@ -390,7 +391,7 @@ Status Daemon::Impl::StartServing() {
   // The cluster port is mutual TLS only; the unix socket is the admin path.
   b.AddListeningPort(options_.listen, transport::WatchedServerCredentials(tls_files_), &port_);
   b.AddListeningPort("unix:" + socket_, grpc::InsecureServerCredentials());
-  b.SetMaxReceiveMessageSize(64 << 20);
+  b.SetMaxReceiveMessageSize(static_cast<int>(kMaxServerReceiveBytes));
   // Old connections take no new calls (GOAWAY), so every call soon runs on a
   // connection whose handshake saw the client's current certificate; calls
   // and streams in progress finish (no grace limit).

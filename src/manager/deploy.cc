@@ -45,14 +45,20 @@ v1::Mutation Delete(const T& object) {
 // Creates or updates the stack object of one kind named by `spec.name()`;
 // `prune` deletes those of the stack that the new spec no longer has.
 template <class T, class Spec>
-void SyncObjects(const store::State& state, const std::string& stack,
-                 const google::protobuf::RepeatedPtrField<Spec>& specs, bool prune,
-                 std::mt19937_64& rng, std::vector<v1::Mutation>* out) {
+Status SyncObjects(const store::State& state, const std::string& stack,
+                   const google::protobuf::RepeatedPtrField<Spec>& specs, bool prune,
+                   std::mt19937_64& rng, std::vector<v1::Mutation>* out) {
   std::set<std::string> declared;
   for (const Spec& spec : specs) {
     declared.insert(spec.name());
     if (spec.external()) continue;  // owned by the operator, not the stack
     const T* cur = ByName<T>(state, spec.name());
+    if (cur && cur->stack() != stack) {
+      return Status(Code::kAlreadyExists,
+                    std::string(store::KindName(store::KindTraits<T>::kKind)) + " " + spec.name() +
+                        " belongs to stack " + (cur->stack().empty() ? "(none)" : cur->stack()) +
+                        ", not to " + stack);
+    }
     if (cur && MD::Equals(cur->spec(), spec)) continue;
     T next;
     if (cur)
@@ -63,11 +69,12 @@ void SyncObjects(const store::State& state, const std::string& stack,
     next.set_stack(stack);
     out->push_back(Put(next));
   }
-  if (!prune) return;
+  if (!prune) return Status::Ok();
   for (const v1::Mutation* m : state.Find(store::KindTraits<T>::kKind, "stack", stack)) {
     const T& obj = store::KindTraits<T>::From(*m);
     if (!declared.count(obj.spec().name())) out->push_back(Delete(obj));
   }
+  return Status::Ok();
 }
 
 class FakeIds : public orchestrator::IdSource {
@@ -224,6 +231,12 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   for (v1::ServiceSpec s : spec.services()) {
     declared.insert(s.name());
     const v1::Service* cur = ByName<v1::Service>(state, s.name());
+    // Names are cluster-wide: stack "evil" declaring a service "app_web"
+    // must not take over stack "app"'s service.
+    if (cur && cur->spec().stack() != name) {
+      return Status(Code::kAlreadyExists, "service " + s.name() + " belongs to stack " +
+                                              cur->spec().stack() + ", not to " + name);
+    }
     if (cur) s.set_force_update(cur->spec().force_update());
     if (cur && MD::Equals(cur->spec(), s)) continue;
     v1::Service next;
@@ -247,11 +260,19 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
       if (!declared.count(m->service().spec().name())) out.push_back(Delete(m->service()));
     }
   }
-  SyncObjects<v1::Network>(state, name, spec.networks(), req.prune(), rng, &out);
+  if (Status s = SyncObjects<v1::Network>(state, name, spec.networks(), req.prune(), rng, &out);
+      !s.ok())
+    return s;
   if (Status s = AllocateSubnets(state, &out); !s.ok()) return s;
-  SyncObjects<v1::Volume>(state, name, spec.volumes(), req.prune(), rng, &out);
-  SyncObjects<v1::Secret>(state, name, *sealed_secrets, req.prune(), rng, &out);
-  SyncObjects<v1::Config>(state, name, spec.configs(), req.prune(), rng, &out);
+  if (Status s = SyncObjects<v1::Volume>(state, name, spec.volumes(), req.prune(), rng, &out);
+      !s.ok())
+    return s;
+  if (Status s = SyncObjects<v1::Secret>(state, name, *sealed_secrets, req.prune(), rng, &out);
+      !s.ok())
+    return s;
+  if (Status s = SyncObjects<v1::Config>(state, name, spec.configs(), req.prune(), rng, &out);
+      !s.ok())
+    return s;
   if (req.rebalance()) AddRebalance(state, name, &out);
   return change;
 }

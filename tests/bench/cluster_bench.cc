@@ -22,7 +22,10 @@
 //       The same input in process: the deploy's transaction (BuildDeploy), the
 //       deploy's dry-run placement, orchestrator::Reconcile with
 //       max_mutations unlimited and with the manager's budget (10,000, applied
-//       pass after pass as the leader does), and scheduler::Schedule alone.
+//       pass after pass as the leader does: every pass full, then follow-ups
+//       over the services left unfinished or touched), scheduler::Schedule
+//       alone, and batches of 1,000 RUNNING reports each followed by a full
+//       pass and by a pass over the services they touched.
 //   shoal_cluster_bench worker-loss [--workers 10] [--services 10] [--replicas 100] [--runs 5]
 //                                   [--sim-procs 2 --nodes N]
 //       3 drained managers and `--workers` worker daemons (sim executor), or

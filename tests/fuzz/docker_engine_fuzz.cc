@@ -122,7 +122,9 @@ class FakeEngine {
 };
 
 const fs::path& WorkDir() {
-  static const fs::path dir = [] {
+  // Never destroyed: the atexit handler runs after static destructors
+  // registered later, and must still find the path.
+  static const fs::path* dir = [] {
     fs::path d = fs::temp_directory_path() / ("shoal-docker-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(d / "state");
     fs::create_directories(d / "shm");
@@ -130,9 +132,9 @@ const fs::path& WorkDir() {
       std::error_code ec;
       fs::remove_all(WorkDir(), ec);
     });
-    return d;
+    return new fs::path(d);
   }();
-  return dir;
+  return *dir;
 }
 
 FakeEngine& Engine() {

@@ -21,16 +21,18 @@ namespace fs = std::filesystem;
 
 // One directory per process, reused for every input and removed at exit.
 const fs::path& WorkDir() {
-  static const fs::path dir = [] {
+  // Never destroyed: the atexit handler runs after static destructors
+  // registered later, and must still find the path.
+  static const fs::path* dir = [] {
     fs::path d = fs::temp_directory_path() / ("shoal-stack-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(d);
     std::atexit([] {
       std::error_code ec;
       fs::remove_all(WorkDir(), ec);
     });
-    return d;
+    return new fs::path(d);
   }();
-  return dir;
+  return *dir;
 }
 
 void WriteFile(const fs::path& p, const uint8_t* data, size_t size) {

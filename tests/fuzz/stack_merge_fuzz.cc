@@ -25,16 +25,18 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path& WorkDir() {
-  static const fs::path dir = [] {
+  // Never destroyed: the atexit handler runs after static destructors
+  // registered later, and must still find the path.
+  static const fs::path* dir = [] {
     fs::path d = fs::temp_directory_path() / ("shoal-merge-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(d);
     std::atexit([] {
       std::error_code ec;
       fs::remove_all(WorkDir(), ec);
     });
-    return d;
+    return new fs::path(d);
   }();
-  return dir;
+  return *dir;
 }
 
 void WriteFile(const fs::path& p, std::string_view bytes) {

@@ -35,7 +35,7 @@ int Rank(const Found& f) {
 std::vector<std::string> AttachedNetworks(const std::string& inspect_body) {
   std::vector<std::string> out;
   rapidjson::Document d;
-  d.Parse(inspect_body.data(), inspect_body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(inspect_body.data(), inspect_body.size());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("NetworkSettings")) return out;
   const auto& ns = d["NetworkSettings"];
   if (!ns.IsObject() || !ns.HasMember("Networks") || !ns["Networks"].IsObject()) return out;
@@ -58,7 +58,7 @@ Status DockerExecutor::Impl::Adopt() {
     return Status(Code::kUnavailable, "listing containers: " + docker::EngineMessage(*r));
   }
   rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
   if (d.HasParseError() || !d.IsArray()) {
     return Status(Code::kUnavailable, "listing containers: the engine's reply is not a list");
   }

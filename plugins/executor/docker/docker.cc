@@ -148,7 +148,7 @@ void DockerExecutor::Impl::EventLoop() {
 
 void DockerExecutor::Impl::HandleEvent(const std::string& line) {
   rapidjson::Document d;
-  d.Parse(line.data(), line.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(line.data(), line.size());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("Action") || !d["Action"].IsString() ||
       !d.HasMember("Actor") || !d["Actor"].IsObject()) {
     return;

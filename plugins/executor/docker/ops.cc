@@ -107,7 +107,7 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
   std::string cid;
   if (r.ok() && r->status == 201) {
     rapidjson::Document d;
-    d.Parse(r->body.data(), r->body.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
     if (!d.HasParseError()) cid = StrMember(d, "Id");
   } else if (r.ok() && r->status == 409) {
     // The name is taken: by this very task when a previous create reached
@@ -115,7 +115,7 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
     Result<HttpResponse> existing = client.Call("GET", "/containers/" + name + "/json");
     if (existing.ok() && existing->status == 200) {
       rapidjson::Document d;
-      d.Parse(existing->body.data(), existing->body.size());
+      d.Parse<rapidjson::kParseIterativeFlag>(existing->body.data(), existing->body.size());
       const rapidjson::Value* config = d.HasParseError() ? nullptr : Member(d, "Config");
       const rapidjson::Value* labels = config ? Member(*config, "Labels") : nullptr;
       if (labels != nullptr && StrMember(*labels, docker::kLabelTask) == task.meta().id() &&
@@ -233,7 +233,7 @@ std::vector<v1::PortConfig> IngressPorts(const v1::Task& task) {
 
 std::string ContainerIp(const std::string& inspect_body, const std::string& preferred) {
   rapidjson::Document d;
-  d.Parse(inspect_body.data(), inspect_body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(inspect_body.data(), inspect_body.size());
   const rapidjson::Value* ns = d.HasParseError() ? nullptr : Member(d, "NetworkSettings");
   if (ns == nullptr) return "";
   if (const rapidjson::Value* nets = Member(*ns, "Networks"); nets && nets->IsObject()) {
@@ -262,7 +262,7 @@ void DockerExecutor::Impl::Signal(Ctr& c, const std::string& signal_in) {
     Result<HttpResponse> r = client.Call("GET", "/containers/" + cid + "/json");
     if (r.ok() && r->status == 200) {
       rapidjson::Document d;
-      d.Parse(r->body.data(), r->body.size());
+      d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
       if (!d.HasParseError() && Member(d, "Config")) signal = StrMember(d["Config"], "StopSignal");
     }
     if (signal.empty()) signal = "SIGTERM";
@@ -298,7 +298,7 @@ void DockerExecutor::Impl::Inspect(Ctr& c) {
 
 void DockerExecutor::Impl::ApplyInspect(Ctr& c, const std::string& body) {
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (d.HasParseError() || !d.IsObject()) return;
   if (const auto* config = Member(d, "Config"); config && Member(*config, "Tty")) {
     c.tty = (*config)["Tty"].IsBool() && (*config)["Tty"].GetBool();
@@ -376,7 +376,7 @@ void DockerExecutor::Impl::RemovePendingVolumes() {
     bool done = r->status == 404;
     if (r->status == 200) {
       rapidjson::Document d;
-      d.Parse(r->body.data(), r->body.size());
+      d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
       // Only volumes shoal made: an external volume a stack mounts is the
       // operator's, and stays.
       const rapidjson::Value* labels = d.HasParseError() ? nullptr : Member(d, "Labels");
@@ -518,7 +518,7 @@ void DockerExecutor::Impl::ReleaseNetworks(const std::vector<std::string>& names
     Result<HttpResponse> r = client.Call("GET", "/networks/" + docker::UrlEncode(ref));
     if (!r.ok() || r->status != 200) continue;
     rapidjson::Document d;
-    d.Parse(r->body.data(), r->body.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
     if (d.HasParseError()) continue;
     // Only networks shoal made, and only when no container (of another node
     // sharing this engine, say) is still attached: the engine refuses then.
@@ -534,7 +534,7 @@ Result<std::string> DockerExecutor::Impl::ResolveNetwork(const std::string& name
   if (!r.ok()) return r.error();
   if (r->status != 200) return Status(Code::kUnavailable, "listing networks: " + EngineMessage(*r));
   rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
   if (d.HasParseError() || !d.IsArray()) {
     return Status(Code::kUnavailable, "listing networks: the engine's answer is not a list");
   }

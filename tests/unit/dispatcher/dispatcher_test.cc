@@ -305,6 +305,21 @@ TEST_CASE("applied events wake only the nodes whose tasks changed, and not for s
   REQUIRE(got["n1"].tasks_size() == 1);
   CHECK(got["n1"].tasks(0).desired_state() == v1::TASK_SHUTDOWN);
   CHECK(d.waiting() == 1);
+
+  // A final status is something the agent acts on (the task is sent again):
+  // it wakes n2, and only n2.
+  v1::Mutation failed;
+  failed.set_op(v1::Mutation::OP_TASK_STATUS);
+  failed.mutable_task()->mutable_meta()->set_id("t2");
+  failed.mutable_task()->mutable_status()->set_state(v1::TASK_FAILED);
+  v1::Command fc;
+  *fc.mutable_transaction()->add_mutations() = failed;
+  events.clear();
+  REQUIRE(f.state.Apply(++f.index, fc, &events).ok());
+  d.Changed(f.state, events);
+  CHECK(calls["n1"] == 2);
+  CHECK(calls["n2"] == 2);
+  CHECK(d.waiting() == 0);
 }
 
 TEST_CASE("status reports whose proposal failed are queued again, unless newer ones came") {

@@ -126,6 +126,27 @@ TEST_CASE("stack rm deletes every object of the stack and only those") {
   CHECK(RemoveStack(c.state, "app").empty());
 }
 
+TEST_CASE("a stack cannot take over another stack's service, network, volume, secret or config") {
+  Cluster c;
+  v1::StackSpec app = Stack({Service("app", "web", 1)});
+  app.add_secrets()->set_name("app_key");
+  REQUIRE(c.Deploy(app).ok());
+  // Stack "evil" declaring app's service by its full name.
+  v1::StackSpec evil = Stack({Service("app", "web", 3)});
+  evil.set_name("evil");
+  auto r = c.Deploy(evil);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message() == "service app_web belongs to stack app, not to evil");
+  // Stack "ap" declaring a secret under app's full secret name.
+  v1::StackSpec other = Stack({Service("ap", "db", 1)});
+  other.set_name("ap");
+  other.add_secrets()->set_name("app_key");
+  r = c.Deploy(other);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message() == "secret app_key belongs to stack app, not to ap");
+  CHECK(c.Svc("app_web")->spec().replicas() == 1);
+}
+
 TEST_CASE("stack rm --volumes tells the stack's tasks to stop and take their volumes") {
   Cluster c;
   REQUIRE(c.Deploy(Stack({Service("app", "web", 1)})).ok());
