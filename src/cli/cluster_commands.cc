@@ -132,6 +132,11 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
     cmd->add_option("--listen", o->listen, "Cluster port (gRPC for nodes and remote CLIs)")
         ->capture_default_str();
     cmd->add_option("--socket", o->socket, "The local CLI's unix socket (default: in data dir)");
+    cmd->add_option("--join-rate", o->join_rate,
+                    "Join and renewal requests per second per address (0: no limit)")
+        ->capture_default_str();
+    cmd->add_option("--join-burst", o->join_burst, "... of which this many at once")
+        ->capture_default_str();
     auto* executor = cmd->add_option("--executor", o->executor,
                                      "How tasks run (--dev: docker when an engine answers)")
                          ->check(CLI::IsMember({"process", "docker", "sim"}))

@@ -44,6 +44,13 @@ grpc::Status NotManager() {
 }
 
 Daemon::Impl::Impl(const DaemonOptions& options) : options_(options), rng_(std::random_device{}()) {
+  if (options_.join_rate > 0) {
+    join_limiter_ = std::make_unique<RateLimiter>(
+        RateLimiter::Options{.rate_per_second = options_.join_rate,
+                             .burst = std::max(1.0, options_.join_burst),
+                             .what = "join requests"},
+        [] { return std::chrono::steady_clock::now(); });
+  }
   char host[256] = {};
   hostname_ = options.hostname;
   if (hostname_.empty() && gethostname(host, sizeof host - 1) == 0) hostname_ = host;

@@ -19,6 +19,7 @@
 #include "shoal/executor/executor.h"
 #include "shoal/manager/autolock.h"
 #include "shoal/manager/daemon.h"
+#include "shoal/manager/limits.h"
 #include "shoal/manager/manager.h"
 #include "shoal/transport/grpc_transport.h"
 #include "shoal/transport/tls.h"
@@ -204,6 +205,9 @@ class Daemon::Impl {
   bool in_cluster_ = false;
   v1::NodeIdentity identity_;
   std::mt19937_64 rng_;
+  // Admit and RenewCertificate per peer address (options_.join_rate), null
+  // when unlimited.
+  std::unique_ptr<RateLimiter> join_limiter_;
 
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<executor::Executor> executor_;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "daemon_internal.h"
+#include "shoal/manager/limits.h"
 
 namespace shoal::manager {
 namespace {
@@ -105,6 +106,10 @@ class MembershipService final : public v1::Membership::CallbackService {
   grpc::ServerUnaryReactor* Admit(grpc::CallbackServerContext* ctx, const v1::AdmitRequest* req,
                                   v1::AdmitReply* reply) override {
     auto* r = ctx->DefaultReactor();
+    if (Status s = Limit(ctx, *req); !s.ok()) {
+      r->Finish(Grpc(s));
+      return r;
+    }
     Manager* m = d_->manager();
     if (!m) {
       r->Finish(NotManager());
@@ -194,6 +199,10 @@ class MembershipService final : public v1::Membership::CallbackService {
                                              const v1::RenewCertificateRequest* req,
                                              v1::CertificateReply* reply) override {
     auto* r = ctx->DefaultReactor();
+    if (Status s = Limit(ctx, *req); !s.ok()) {
+      r->Finish(Grpc(s));
+      return r;
+    }
     Manager* m = d_->manager();
     transport::Peer peer = transport::PeerOf(*ctx);
     grpc::Status ok = peer.has_cert ? Expired(peer)
@@ -310,6 +319,15 @@ class MembershipService final : public v1::Membership::CallbackService {
   }
 
  private:
+  // Before anything is signed or proposed: the join rate of the caller's
+  // address, and the size of a request that carries at most a CSR.
+  Status Limit(grpc::CallbackServerContext* ctx, const google::protobuf::Message& req) {
+    if (d_->join_limiter_) {
+      if (Status s = d_->join_limiter_->Admit(PeerAddress(ctx->peer())); !s.ok()) return s;
+    }
+    return CheckMessageSize(req, kMaxJoinRequestBytes, "a join request");
+  }
+
   Daemon::Impl* d_;
 };
 

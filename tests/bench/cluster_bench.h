@@ -239,8 +239,8 @@ class Cluster {
   bool StartDaemon(const std::string& name) {
     std::string data = (dir_ / name).string();
     std::string cmd = "exec '" + std::string(SHOAL_BINARY) + "' daemon --data-dir '" + data +
-                      "' --listen 127.0.0.1:0 --hostname " + name + " --executor sim 2>>'" +
-                      Log(name) + "'";
+                      "' --listen 127.0.0.1:0 --hostname " + name +
+                      " --executor sim --join-rate 0 2>>'" + Log(name) + "'";
     auto p = ChildProcess::Spawn({"/bin/sh", "-c", cmd});
     if (!p) return false;
     auto line = p->ReadLine(std::chrono::seconds(30));

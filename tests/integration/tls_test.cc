@@ -114,6 +114,25 @@ TEST_CASE("tls: a join pins the CA named by the token before it sends the token"
         fs::perms::none);
 }
 
+TEST_CASE("tls: join requests are limited per address, with a clear error") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1", {"--join-rate", "0.2", "--join-burst", "2"}) != 0);
+  REQUIRE(c.Start("w1") != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  std::string token = TokenFrom(init.out, "worker");
+  // The right CA, a wrong secret: each try reaches the manager's Admit.
+  std::string guess = token;
+  guess.back() = guess.back() == '0' ? '1' : '0';
+  std::string last;
+  for (int i = 0; i < 3; ++i) {
+    last = c.Cli("w1", {"cluster", "join", "--token", guess, c.addr("m1")}).out;
+  }
+  INFO(last);
+  CHECK(last.find("too many join requests from 127.0.0.1") != std::string::npos);
+  CHECK(c.Cli("m1", {"node", "ls"}).out.find("w1") == std::string::npos);
+}
+
 TEST_CASE("tls: roles: workers cannot use control or Raft; demoted and removed nodes are refused") {
   ShoalCluster c;
   REQUIRE(c.Start("m1") != 0);

@@ -28,6 +28,11 @@ struct DaemonOptions {
   // Stop this node's tasks at shutdown (the dev cluster, whose data dir goes
   // away with it). Otherwise tasks keep running and are adopted at restart.
   bool stop_tasks_on_exit = false;
+  // Join and renewal requests allowed per peer address: `join_burst` at
+  // once, then `join_rate` a second (0: no limit, for benchmarks that join
+  // a thousand simulated nodes from one address).
+  double join_rate = 5;
+  double join_burst = 50;
 };
 
 class Daemon {
