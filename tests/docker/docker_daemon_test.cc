@@ -95,6 +95,39 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
+// The stack files' common parts: `web` serves index.html (a config) on an
+// ingress port with a healthcheck; `cli` prints its secret and fetches web
+// by name; the config and secret they use, from files beside the stack.
+constexpr const char* kWebService = R"(  web:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    configs:
+      - source: index
+        target: /www/index.html
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 500ms
+    ports:
+      - "${INGRESS_PORT}:8080"
+    deploy:
+      replicas: 2
+      restart_policy: {condition: any, delay: 0s}
+)";
+constexpr const char* kCliService = R"(  cli:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"key=$$(cat /run/secrets/key)\"; wget -qO- http://web:8080/; sleep 0.5 & wait; done"]
+    secrets:
+      - source: key
+        mode: 0400
+)";
+constexpr const char* kStackFiles = R"(configs:
+  index:
+    file: ./index.html
+secrets:
+  key:
+    file: ./key.txt
+)";
+
 std::vector<std::string> StackContainers(const std::string& stack, bool running_only) {
   const std::string filters =
       std::string(R"({"label":[")") + docker::kLabelStack + "=" + stack + R"("]})";
@@ -145,35 +178,9 @@ TEST_CASE("docker: shoal daemon --dev --executor docker runs a stack of containe
   std::ofstream(dir / "key.txt") << "k3y\n";
   std::ofstream(dir / "stack.yml") << "name: " << stack << R"(
 services:
-  web:
-    image: shoal-busybox:latest
-    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
-    configs:
-      - source: index
-        target: /www/index.html
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
-      interval: 500ms
-    ports:
-      - "${INGRESS_PORT}:8080"
-    deploy:
-      replicas: 2
-      restart_policy: {condition: any, delay: 0s}
-  cli:
-    image: shoal-busybox:latest
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"key=$$(cat /run/secrets/key)\"; wget -qO- http://web:8080/; sleep 0.5 & wait; done"]
-    secrets:
-      - source: key
-        mode: 0400
-    volumes:
+)" << kWebService << kCliService << R"(    volumes:
       - data:/data
-configs:
-  index:
-    file: ./index.html
-secrets:
-  key:
-    file: ./key.txt
-volumes:
+)" << kStackFiles << R"(volumes:
   data: {}
 )";
   const std::string sock = (dir / "shoal.sock").string();
@@ -304,20 +311,7 @@ services:
       restart_policy: {condition: any, delay: 0s}
     volumes:
       - cache:/cache
-  web:
-    image: shoal-busybox:latest
-    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
-    configs:
-      - source: index
-        target: /www/index.html
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
-      interval: 500ms
-    ports:
-      - "${INGRESS_PORT}:8080"
-    deploy:
-      replicas: 2
-  edge:
+)" << kWebService << R"(  edge:
     image: shoal-busybox:latest
     command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8081 -h /www & wait"]
     configs:
@@ -327,19 +321,7 @@ services:
       - target: 8081
         published: ${HOST_PORT}
         mode: host
-  cli:
-    image: shoal-busybox:latest
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"key=$$(cat /run/secrets/key)\"; wget -qO- http://web:8080/; sleep 0.5 & wait; done"]
-    secrets:
-      - source: key
-        mode: 0400
-configs:
-  index:
-    file: ./index.html
-secrets:
-  key:
-    file: ./key.txt
-volumes:
+)" << kCliService << kStackFiles << R"(volumes:
   cache: {}
 )";
   const int ingress_port = 20000 + (getpid() + 4001) % 20000;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "engine.h"
+#include "fuzz_workdir.h"
 #include "impl.h"
 #include "shoal/executor/task_util.h"
 
@@ -122,19 +123,13 @@ class FakeEngine {
 };
 
 const fs::path& WorkDir() {
-  // Never destroyed: the atexit handler runs after static destructors
-  // registered later, and must still find the path.
-  static const fs::path* dir = [] {
-    fs::path d = fs::temp_directory_path() / ("shoal-docker-fuzz-" + std::to_string(::getpid()));
+  static const fs::path& dir = []() -> const fs::path& {
+    const fs::path& d = shoal::fuzz::WorkDir("shoal-docker-fuzz");
     fs::create_directories(d / "state");
     fs::create_directories(d / "shm");
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(WorkDir(), ec);
-    });
-    return new fs::path(d);
+    return d;
   }();
-  return *dir;
+  return dir;
 }
 
 FakeEngine& Engine() {

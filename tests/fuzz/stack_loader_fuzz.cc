@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 
+#include "fuzz_workdir.h"
 #include "shoal/stack/emit.h"
 #include "shoal/stack/loader.h"
 
@@ -19,21 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// One directory per process, reused for every input and removed at exit.
-const fs::path& WorkDir() {
-  // Never destroyed: the atexit handler runs after static destructors
-  // registered later, and must still find the path.
-  static const fs::path* dir = [] {
-    fs::path d = fs::temp_directory_path() / ("shoal-stack-fuzz-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(WorkDir(), ec);
-    });
-    return new fs::path(d);
-  }();
-  return *dir;
-}
+const fs::path& WorkDir() { return shoal::fuzz::WorkDir("shoal-stack-fuzz"); }
 
 void WriteFile(const fs::path& p, const uint8_t* data, size_t size) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_workdir.h"
 #include "shoal/stack/emit.h"
 #include "shoal/stack/loader.h"
 
@@ -24,20 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path& WorkDir() {
-  // Never destroyed: the atexit handler runs after static destructors
-  // registered later, and must still find the path.
-  static const fs::path* dir = [] {
-    fs::path d = fs::temp_directory_path() / ("shoal-merge-fuzz-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(WorkDir(), ec);
-    });
-    return new fs::path(d);
-  }();
-  return *dir;
-}
+const fs::path& WorkDir() { return shoal::fuzz::WorkDir("shoal-merge-fuzz"); }
 
 void WriteFile(const fs::path& p, std::string_view bytes) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
