@@ -67,6 +67,8 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+}  // namespace
+
 std::string NewUnlockKey() {
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) {
@@ -77,6 +79,8 @@ std::string NewUnlockKey() {
   Wipe(raw, sizeof raw);
   return key;
 }
+
+namespace {
 
 // The 32 secret bytes of a well-formed unlock key.
 Result<std::string> UnlockKeyBytes(std::string_view key) {
@@ -297,10 +301,21 @@ Result<bool> Keyring::IsLocked(const std::string& data_dir) {
 
 Result<std::string> Keyring::EnableAutolock() {
   std::string key = NewUnlockKey();
+  if (Status s = SealUnder(key); !s.ok()) return s;
+  return key;
+}
+
+Status Keyring::SealUnder(std::string_view unlock_key) {
+  unlock_key = Trim(unlock_key);
+  auto raw = UnlockKeyBytes(unlock_key);
+  if (!raw.ok()) return raw.error();
+  Wipe(raw->data(), raw->size());
+  if (unlock_key == unlock_key_) return Status::Ok();
+  std::string key(unlock_key);
   if (Status s = Write(key); !s.ok()) return s;
   Wipe(unlock_key_.data(), unlock_key_.size());
-  unlock_key_ = key;
-  return key;
+  unlock_key_ = std::move(key);
+  return Status::Ok();
 }
 
 Status Keyring::DisableAutolock() {

@@ -137,6 +137,10 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
         ->capture_default_str();
     cmd->add_option("--join-burst", o->join_burst, "... of which this many at once")
         ->capture_default_str();
+    cmd->add_option("--max-streams-per-node", o->max_streams_per_node,
+                    "Long-lived streams a node or client may hold open at once")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     auto* executor = cmd->add_option("--executor", o->executor,
                                      "How tasks run (--dev: docker when an engine answers)")
                          ->check(CLI::IsMember({"process", "docker", "sim"}))
@@ -259,6 +263,12 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
       std::cout << "Node:      " << reply.node_id() << " ("
                 << (reply.role() == v1::NodeSpec::ROLE_MANAGER ? "manager" : "worker") << ")\n"
                 << "Data dir:  " << reply.data_dir() << "\nExecutor:  " << reply.executor() << "\n";
+      if (reply.locked()) {
+        std::cout << "Locked:    yes (autolock): this manager serves nothing until "
+                     "`shoal cluster unlock` gives it the unlock key\n";
+      } else if (reply.role() == v1::NodeSpec::ROLE_MANAGER) {
+        std::cout << "Autolock:  " << (reply.autolock() ? "on" : "off") << "\n";
+      }
       if (reply.has_cluster()) {
         std::cout << "Cluster:   " << reply.cluster().name() << " (" << reply.cluster().meta().id()
                   << ")\n"

@@ -60,6 +60,11 @@ bool AtRest::locked() const {
   return locked_;
 }
 
+bool AtRest::autolocked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return locked_ || (keyring_ && keyring_->autolocked());
+}
+
 Status AtRest::EnsureKey() {
   std::lock_guard<std::mutex> lock(mu_);
   if (locked_) return {Code::kFailedPrecondition, kLockedMessage};
@@ -136,23 +141,19 @@ Status AtRest::Unlock(const std::string& unlock_key) {
   return Status::Ok();
 }
 
-Result<std::string> AtRest::SetAutolock(bool on, bool* changed) {
+Status AtRest::FollowAutolock(std::string_view unlock_key) {
   std::lock_guard<std::mutex> lock(mu_);
   if (locked_) return Status(Code::kFailedPrecondition, kLockedMessage);
   if (!keyring_) {
     return Status(Code::kFailedPrecondition,
                   "this node holds no data key: autolock is set on a manager");
   }
-  *changed = keyring_->autolocked() != on;
-  if (!*changed) return on ? keyring_->unlock_key() : std::string();
-  if (!on) {
-    if (Status s = keyring_->DisableAutolock(); !s.ok()) return s;
-    return std::string();
-  }
-  return keyring_->EnableAutolock();
+  if (!unlock_key.empty()) return keyring_->SealUnder(unlock_key);
+  if (!keyring_->autolocked()) return Status::Ok();
+  return keyring_->DisableAutolock();
 }
 
-Result<std::string> AtRest::UnlockKey(bool rotate) {
+Result<std::string> AtRest::UnlockKey() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (locked_) return Status(Code::kFailedPrecondition, kLockedMessage);
   if (!keyring_ || !keyring_->autolocked()) {
@@ -160,7 +161,6 @@ Result<std::string> AtRest::UnlockKey(bool rotate) {
                   "autolock is off: there is no unlock key (turn it on with "
                   "`shoal cluster update --autolock=true`)");
   }
-  if (rotate) return keyring_->RotateUnlockKey();
   return keyring_->unlock_key();
 }
 
@@ -168,26 +168,24 @@ namespace {
 
 class SecurityService final : public v1::Security::CallbackService {
  public:
-  SecurityService(AtRest* at_rest, std::function<Status()> on_unlocked)
-      : at_rest_(at_rest), on_unlocked_(std::move(on_unlocked)) {}
+  SecurityService(AtRest* at_rest, std::function<Status()> on_unlocked, ProposeAutolockFn propose)
+      : at_rest_(at_rest), on_unlocked_(std::move(on_unlocked)), propose_(std::move(propose)) {}
 
   grpc::ServerUnaryReactor* UpdateAutolock(grpc::CallbackServerContext* ctx,
                                            const v1::UpdateAutolockRequest* req,
                                            v1::UpdateAutolockReply* reply) override {
     auto* r = ctx->DefaultReactor();
     if (!Local(ctx, r)) return r;
-    bool changed = false;
-    auto key = at_rest_->SetAutolock(req->autolock(), &changed);
-    if (!key.ok()) {
-      r->Finish(transport::ToGrpc(key.error()));
-      return r;
-    }
-    reply->set_changed(changed);
-    // The key is shown once: when autolock is turned on now.
-    if (changed) reply->set_unlock_key(*key);
-    std::fprintf(stderr, "shoal daemon: autolock %s%s\n", req->autolock() ? "on" : "off",
-                 changed ? "" : " (unchanged)");
-    r->Finish(grpc::Status::OK);
+    bool on = req->autolock();
+    propose_(on, false, [r, reply, on](Result<AutolockChange> got) {
+      if (!got.ok()) return r->Finish(transport::ToGrpc(got.error()));
+      reply->set_changed(got->changed);
+      // The key is shown once: when autolock is turned on now.
+      if (got->changed && on) reply->set_unlock_key(got->unlock_key);
+      std::fprintf(stderr, "shoal daemon: cluster autolock %s%s\n", on ? "on" : "off",
+                   got->changed ? "" : " (unchanged)");
+      r->Finish(grpc::Status::OK);
+    });
     return r;
   }
 
@@ -210,14 +208,22 @@ class SecurityService final : public v1::Security::CallbackService {
                                       v1::UnlockKeyReply* reply) override {
     auto* r = ctx->DefaultReactor();
     if (!Local(ctx, r)) return r;
-    auto key = at_rest_->UnlockKey(req->rotate());
-    if (!key.ok()) {
-      r->Finish(transport::ToGrpc(key.error()));
+    if (!req->rotate()) {
+      auto key = at_rest_->UnlockKey();
+      if (!key.ok()) {
+        r->Finish(transport::ToGrpc(key.error()));
+        return r;
+      }
+      reply->set_unlock_key(*key);
+      r->Finish(grpc::Status::OK);
       return r;
     }
-    if (req->rotate()) std::fprintf(stderr, "shoal daemon: unlock key rotated\n");
-    reply->set_unlock_key(*key);
-    r->Finish(grpc::Status::OK);
+    propose_(true, true, [r, reply](Result<AutolockChange> got) {
+      if (!got.ok()) return r->Finish(transport::ToGrpc(got.error()));
+      std::fprintf(stderr, "shoal daemon: cluster unlock key rotated\n");
+      reply->set_unlock_key(got->unlock_key);
+      r->Finish(grpc::Status::OK);
+    });
     return r;
   }
 
@@ -232,13 +238,14 @@ class SecurityService final : public v1::Security::CallbackService {
 
   AtRest* at_rest_;
   std::function<Status()> on_unlocked_;
+  ProposeAutolockFn propose_;
 };
 
 }  // namespace
 
 std::unique_ptr<v1::Security::CallbackService> MakeSecurityService(
-    AtRest* at_rest, std::function<Status()> on_unlocked) {
-  return std::make_unique<SecurityService>(at_rest, std::move(on_unlocked));
+    AtRest* at_rest, std::function<Status()> on_unlocked, ProposeAutolockFn propose) {
+  return std::make_unique<SecurityService>(at_rest, std::move(on_unlocked), std::move(propose));
 }
 
 }  // namespace shoal::manager

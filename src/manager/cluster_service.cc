@@ -293,6 +293,10 @@ grpc::ServerUnaryReactor* ControlService::ClusterInfo(grpc::CallbackServerContex
   reply->set_node_id(d->identity_.node_id());
   reply->set_role(d->identity_.role());
   reply->set_raft_id(d->identity_.raft_id());
+  if (d->at_rest_) {
+    reply->set_locked(d->at_rest_->locked());
+    reply->set_autolock(d->at_rest_->autolocked());
+  }
   if (!d->manager()) {
     auto* r = ctx->DefaultReactor();
     r->Finish(grpc::Status::OK);
@@ -308,6 +312,7 @@ grpc::ServerUnaryReactor* ControlService::ClusterInfo(grpc::CallbackServerContex
       *reply->mutable_cluster() = clusters.front()->cluster();
       reply->mutable_cluster()->clear_join_tokens();
       reply->mutable_cluster()->mutable_ca()->clear_sealed_key();
+      reply->mutable_cluster()->mutable_autolock()->clear_sealed_unlock_key();
     }
     for (const v1::Mutation* n : state.List(store::Kind::kNode)) {
       if (n->node().manager_status().raft_id() != 0) *reply->add_managers() = n->node();

@@ -43,7 +43,10 @@ grpc::Status NotManager() {
                       "`shoal cluster join` with a manager token, or point --host at a manager");
 }
 
-Daemon::Impl::Impl(const DaemonOptions& options) : options_(options), rng_(std::random_device{}()) {
+Daemon::Impl::Impl(const DaemonOptions& options)
+    : options_(options),
+      rng_(std::random_device{}()),
+      streams_(std::max<size_t>(1, options.max_streams_per_node)) {
   if (options_.join_rate > 0) {
     join_limiter_ = std::make_unique<RateLimiter>(
         RateLimiter::Options{.rate_per_second = options_.join_rate,
@@ -263,7 +266,10 @@ void Daemon::Impl::Watch() {
     if (m != nullptr) {
       bool removed = false;
       m->RunSync([&] { removed = m->store().removed(); });
-      if (!removed) continue;
+      if (!removed) {
+        SyncAutolock();
+        continue;
+      }
       std::fprintf(stderr,
                    "shoal daemon: this node is no longer a manager; going on as a worker\n");
       std::unique_ptr<Manager> old;
@@ -312,6 +318,14 @@ void Daemon::Impl::Watch() {
   }
 }
 
+Result<StreamLimiter::Slot> Daemon::Impl::OpenStream(const transport::Peer& peer,
+                                                     std::string_view what) {
+  if (peer.local) return StreamLimiter::Slot();
+  // Authorization ran first, so a remote caller has a certificate; its
+  // subject is the node id or the client's name.
+  return streams_.Open(peer.has_cert ? peer.cert.subject : "unauthenticated", what);
+}
+
 namespace {
 
 class DispatcherService final : public v1::Dispatcher::CallbackService {
@@ -329,6 +343,10 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
     Manager* m = d_->manager();
     if (!m) {
       r->Finish(NotManager());
+      return r;
+    }
+    if (Status s = CheckMessageSize(*req, kMaxDispatcherRequestBytes, "a heartbeat"); !s.ok()) {
+      r->Finish(Grpc(s));
       return r;
     }
     bool posted = m->Post([m, r, req, reply] {
@@ -355,10 +373,23 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
       r->Finish(NotManager());
       return r;
     }
-    bool posted = m->Post([m, r, req, reply] {
+    if (Status s = CheckMessageSize(*req, kMaxDispatcherRequestBytes, "a status report"); !s.ok()) {
+      r->Finish(Grpc(s));
+      return r;
+    }
+    // A long poll: parked until something changes, so it holds a stream slot
+    // until it is answered.
+    auto slot = d_->OpenStream(transport::PeerOf(*ctx), "dispatcher long polls");
+    if (!slot.ok()) {
+      r->Finish(Grpc(slot.error()));
+      return r;
+    }
+    auto held = std::make_shared<StreamLimiter::Slot>(std::move(slot).value());
+    bool posted = m->Post([m, r, req, reply, held] {
       if (!m->is_leader()) return r->Finish(NotLeader(*m));
       m->dispatcher().Assignments(m->store().state(), *req, Manager::NowNs(),
-                                  [r, reply](Status s, v1::AssignmentsReply out) {
+                                  [r, reply, held](Status s, v1::AssignmentsReply out) {
+                                    held->Release();
                                     if (s.ok()) *reply = std::move(out);
                                     r->Finish(Grpc(s));
                                   });
@@ -391,7 +422,11 @@ Status Daemon::Impl::StartServing() {
   membership_ = MakeMembershipService(this);
   dispatcher_service_ = std::make_unique<DispatcherService>(this);
   events_ = MakeEventsService(this);
-  security_ = MakeSecurityService(at_rest_.get(), [this] { return StartRoles(); });
+  security_ = MakeSecurityService(
+      at_rest_.get(), [this] { return StartRoles(); },
+      [this](bool on, bool rotate, std::function<void(Result<AutolockChange>)> done) {
+        ProposeAutolock(on, rotate, std::move(done));
+      });
   std::error_code ec;
   fs::remove(socket_, ec);
   grpc::ServerBuilder b;

@@ -208,6 +208,18 @@ class Daemon::Impl {
   // Admit and RenewCertificate per peer address (options_.join_rate), null
   // when unlimited.
   std::unique_ptr<RateLimiter> join_limiter_;
+  // The cluster's autolock setting (autolock_sync.cc): proposes a change and
+  // has this manager follow it (ProposeAutolockFn); any thread. SyncAutolock
+  // has this manager follow the replicated setting; watchdog thread only.
+  void ProposeAutolock(bool on, bool rotate, std::function<void(Result<AutolockChange>)> done);
+  void SyncAutolock();
+  std::string autolock_error_;  // the last failure SyncAutolock logged
+  // A slot for one more long-lived stream of `peer` (`what` names the kind
+  // in the refusal); an empty slot for the local admin socket, which is not
+  // counted. kUnavailable past options_.max_streams_per_node. Any thread.
+  Result<StreamLimiter::Slot> OpenStream(const transport::Peer& peer, std::string_view what);
+  // Open streams per certificate subject (options_.max_streams_per_node).
+  StreamLimiter streams_;
 
   std::unique_ptr<Manager> manager_;
   std::unique_ptr<executor::Executor> executor_;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "daemon_internal.h"
@@ -79,6 +80,9 @@ class EventsService final : public v1::Events::Service {
     Manager* m = d_->manager();
     if (!m) return NotManager();
     if (grpc::Status a = Authorize(*ctx, m); !a.ok()) return a;
+    // Each stream holds one of gRPC's threads while it lasts.
+    auto slot = d_->OpenStream(transport::PeerOf(*ctx), "event streams");
+    if (!slot.ok()) return Grpc(slot.error());
     uint64_t from = req->from_version();
     if (from == 0) m->RunSync([&] { from = m->store().state().applied_index(); });
     std::set<std::string> kinds(req->kinds().begin(), req->kinds().end());
@@ -144,6 +148,8 @@ class EventsService final : public v1::Events::Service {
     Manager* m = d_->manager();
     if (!m) return NotManager();
     if (grpc::Status a = Authorize(*ctx, m); !a.ok()) return a;
+    auto slot = d_->OpenStream(transport::PeerOf(*ctx), "log streams");
+    if (!slot.ok()) return Grpc(slot.error());
     std::map<std::string, uint64_t> offsets;  // task id -> bytes sent
     while (!ctx->IsCancelled()) {
       std::vector<v1::Task> tasks;
@@ -199,12 +205,18 @@ class EventsService final : public v1::Events::Service {
       return out;
     }
     if (addr.empty()) return std::nullopt;
-    auto& stub = stubs_[addr];
-    if (!stub) {
-      // Any node runs tasks: its certificate names its node id.
-      transport::ClientTls tls = d_->tls();
-      tls.server_name = t.node_id();
-      stub = v1::Events::NewStub(transport::Dial(addr, tls));
+    std::shared_ptr<v1::Events::Stub> stub;
+    {
+      // Log streams run on several gRPC threads at once.
+      std::lock_guard lock(stubs_mu_);
+      auto& cached = stubs_[addr];
+      if (!cached) {
+        // Any node runs tasks: its certificate names its node id.
+        transport::ClientTls tls = d_->tls();
+        tls.server_name = t.node_id();
+        cached = v1::Events::NewStub(transport::Dial(addr, tls));
+      }
+      stub = cached;
     }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -226,7 +238,8 @@ class EventsService final : public v1::Events::Service {
   }
 
   Daemon::Impl* d_;
-  std::map<std::string, std::unique_ptr<v1::Events::Stub>> stubs_;
+  std::mutex stubs_mu_;
+  std::map<std::string, std::shared_ptr<v1::Events::Stub>> stubs_;
 };
 
 }  // namespace

@@ -111,6 +111,10 @@ TEST_CASE("autolock: a restarted locked manager serves nothing until unlocked wi
     CHECK(r.out.find("locked") != std::string::npos);
     CHECK(r.out.find("shoal cluster unlock") != std::string::npos);
   }
+  CliResult info = c.Cli("n1", {"cluster", "info"});
+  INFO(info.out);
+  CHECK(info.code == 0);
+  CHECK(info.out.find("Locked:    yes") != std::string::npos);
   CliResult locked_key = c.Cli("n1", {"cluster", "unlock-key"});
   CHECK(locked_key.code == 1);
   CHECK(locked_key.out.find("locked") != std::string::npos);
@@ -176,7 +180,7 @@ TEST_CASE("autolock: the verbs are refused over TCP and on a node that is not a 
   // Not in a cluster: no data key.
   CliResult r = c.Cli("n1", {"cluster", "update", "--autolock=true"});
   CHECK(r.code == 1);
-  CHECK(r.out.find("no data key") != std::string::npos);
+  CHECK(r.out.find("not a manager") != std::string::npos);
   // The CLI refuses a TCP host before it sends the key anywhere.
   std::string cmd =
       std::string(SHOAL_BINARY) + " --host tcp://" + c.addr("n1") + " cluster unlock --key x 2>&1";
@@ -227,6 +231,44 @@ TEST_CASE("data key: a manager that joins gets the cluster's key and opens its s
       seconds(20)));
   INFO(same.out);
   CHECK(same.out.find("up to date") != std::string::npos);
+
+  // Autolock is a cluster setting: turned on at m1, m2 seals its file under
+  // the same key, so a restarted m2 waits for it.
+  CliResult on = c.Cli("m1", {"cluster", "update", "--autolock=true"});
+  INFO(on.out);
+  REQUIRE(on.code == 0);
+  std::string key = UnlockKeyFrom(on.out);
+  REQUIRE(!key.empty());
+  CHECK(Eventually(
+      [&] {
+        return UnlockKeyFrom(c.Cli("m2", {"cluster", "unlock-key", "-q"}).out) == key;
+      },
+      seconds(10)));
+  CHECK(c.Cli("m2", {"cluster", "info"}).out.find("Autolock:  on") != std::string::npos);
+  int port2 = c.port("m2");
+  c.Kill("m2");
+  REQUIRE(c.Start("m2", {}, port2) == port2);
+  CHECK(c.Cli("m2", {"cluster", "info"}).out.find("Locked:    yes") != std::string::npos);
+  REQUIRE(c.Cli("m2", {"cluster", "unlock", "--key", key}).code == 0);
+  CHECK(Eventually([&] { return c.Cli("m2", {"node", "ls"}).code == 0; }, seconds(20)));
+  // Rotated from m2, followed by m1; turned off from m1, followed by m2.
+  CliResult rotated = c.Cli("m2", {"cluster", "unlock-key", "--rotate"});
+  INFO(rotated.out);
+  REQUIRE(rotated.code == 0);
+  std::string key2 = UnlockKeyFrom(rotated.out);
+  CHECK(key2 != key);
+  CHECK(Eventually(
+      [&] {
+        return UnlockKeyFrom(c.Cli("m1", {"cluster", "unlock-key", "-q"}).out) == key2;
+      },
+      seconds(10)));
+  REQUIRE(c.Cli("m1", {"cluster", "update", "--autolock=false"}).code == 0);
+  CHECK(Eventually(
+      [&] {
+        return c.Cli("m2", {"cluster", "unlock-key"}).out.find("autolock is off") !=
+               std::string::npos;
+      },
+      seconds(10)));
 }
 
 }  // namespace shoal::testing

@@ -57,6 +57,11 @@ class Keyring {
   Result<std::string> EnableAutolock();
   // Writes the data key unlocked again. kIo.
   Status DisableAutolock();
+  // Seals the file under `unlock_key` (autolock on, or a new key): what a
+  // manager does when the cluster's autolock setting names a key other than
+  // its own. Nothing to do when it is the key in use. kInvalidArgument for a
+  // malformed key, kIo; on failure the file is unchanged.
+  Status SealUnder(std::string_view unlock_key);
   // A new unlock key for an autolocked keyring; the old one stops working.
   // kFailedPrecondition when autolock is off, kIo.
   Result<std::string> RotateUnlockKey();
@@ -75,6 +80,9 @@ class Keyring {
   std::unique_ptr<DataKey> key_;  // stable address; wiped in the destructor
   std::string unlock_key_;
 };
+
+// A fresh unlock key, SHOAL-KEY-1- and 64 hex digits of 256 random bits.
+std::string NewUnlockKey();
 
 // The path of the key file under a data dir.
 std::string KeyringPath(const std::string& data_dir);

@@ -35,6 +35,9 @@ class AtRest {
 
   // Whether the data key waits for the unlock key. Any thread.
   bool locked() const;
+  // Whether the key file is sealed under an unlock key (locked or not).
+  // Any thread.
+  bool autolocked() const;
   // For a manager about to start: loads the key, or creates the cluster's
   // first one when there is none (cluster init, and, until joins carry the
   // key, a joining manager). kFailedPrecondition when locked; kIo. Any thread.
@@ -63,13 +66,14 @@ class AtRest {
   // Opens the autolocked key file. kInvalidArgument for a wrong or malformed
   // key, kFailedPrecondition when not locked. Any thread.
   Status Unlock(const std::string& unlock_key);
-  // Turns autolock on (returns the new unlock key) or off (returns "").
-  // kFailedPrecondition when there is no loaded key (not a manager, locked).
-  // `changed` says whether the setting moved.
-  Result<std::string> SetAutolock(bool on, bool* changed);
-  // The current unlock key, or a new one with `rotate`. kFailedPrecondition
-  // when autolock is off or there is no loaded key.
-  Result<std::string> UnlockKey(bool rotate);
+  // Seals the key file under `unlock_key`, or stores it unsealed when it is
+  // "": how a manager follows the cluster's autolock setting. Nothing to do
+  // when the file is already so. kFailedPrecondition when locked or without
+  // a key, kInvalidArgument for a malformed key, kIo. Any thread.
+  Status FollowAutolock(std::string_view unlock_key);
+  // The unlock key in use. kFailedPrecondition when autolock is off, locked,
+  // or there is no loaded key.
+  Result<std::string> UnlockKey() const;
 
  private:
   explicit AtRest(std::string data_dir) : data_dir_(std::move(data_dir)) {}
@@ -91,10 +95,23 @@ grpc::Status LockedStatus();
 // calls that find no manager says "locked" rather than "not a manager").
 bool ManagerLocked();
 
+// A change of the cluster's autolock setting, as proposed.
+struct AutolockChange {
+  bool changed = false;    // false: it already was so (nothing proposed)
+  std::string unlock_key;  // the new key when turned on or rotated
+};
+// Proposes autolock on or off (`rotate`: a new key while on) to the cluster,
+// and calls `done` once this manager's own key file follows it. Errors: not
+// a manager, rotating while off, Raft's.
+using ProposeAutolockFn =
+    std::function<void(bool on, bool rotate, std::function<void(Result<AutolockChange>)> done)>;
+
 // The Security service. `on_unlocked` starts the node's roles after a
-// successful Unlock (its error is the call's). Calls that do not come over a
-// unix socket are refused: the local socket is the admin path.
+// successful Unlock (its error is the call's); `propose` changes the
+// cluster's autolock setting. Calls that do not come over a unix socket are
+// refused: the local socket is the admin path, and the unlock key never
+// travels over the network.
 std::unique_ptr<v1::Security::CallbackService> MakeSecurityService(
-    AtRest* at_rest, std::function<Status()> on_unlocked);
+    AtRest* at_rest, std::function<Status()> on_unlocked, ProposeAutolockFn propose);
 
 }  // namespace shoal::manager

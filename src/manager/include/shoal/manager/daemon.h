@@ -33,6 +33,10 @@ struct DaemonOptions {
   // a thousand simulated nodes from one address).
   double join_rate = 5;
   double join_burst = 50;
+  // Long-lived streams one node or client certificate may hold open at once
+  // (dispatcher long polls, event and log streams); the local socket is not
+  // counted. At least 1.
+  size_t max_streams_per_node = 16;
 };
 
 class Daemon {
