@@ -154,7 +154,12 @@ Result<DeployChange> BuildDeploy(const store::State& state, const v1::DeployRequ
   auto plain_req = OpenRequest(request, secrets, &opened);
   if (!plain_req.ok()) return plain_req.error();
   const v1::DeployRequest& req = **plain_req;
-  const v1::StackSpec& spec = req.spec();
+  // Secret versions keyed under the data key before anything compares or
+  // stores them: the loader's plain hash of a low-entropy value could be
+  // checked against guesses by anyone who reads the state.
+  v1::StackSpec keyed = req.spec();
+  KeySecretVersions(secrets, &keyed);
+  const v1::StackSpec& spec = keyed;
   const std::string& name = spec.name();
   if (name.empty()) return Status(Code::kInvalidArgument, "the stack has no name");
   uint64_t current = 0;

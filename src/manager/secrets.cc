@@ -1,6 +1,10 @@
 #include "shoal/manager/secrets.h"
 
 #include <google/protobuf/util/message_differencer.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <map>
 
 namespace shoal::manager {
 namespace {
@@ -30,6 +34,41 @@ Result<std::string> SecretCodec::Open(const v1::SecretSpec& spec) const {
                                          " (does this manager hold the cluster's data key?)");
   }
   return plain;
+}
+
+std::string SecretCodec::Version(const v1::SecretSpec& spec) const {
+  // The name is bound in, so two secrets with one value do not show it.
+  std::string message = "secret-version:" + spec.name();
+  message.push_back('\0');
+  message += spec.data();
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_.bytes.data(), static_cast<int>(key_.bytes.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
+  ca::Wipe(message.data(), message.size());
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += kDigits[mac[i] >> 4];
+    hex += kDigits[mac[i] & 15];
+  }
+  return hex;
+}
+
+void KeySecretVersions(const SecretCodec* codec, v1::StackSpec* spec) {
+  if (codec == nullptr) return;
+  std::map<std::string, std::string> versions;  // secret name -> keyed version
+  for (v1::SecretSpec& s : *spec->mutable_secrets()) {
+    if (s.external() || s.data().empty()) continue;
+    s.set_data_hash(codec->Version(s));
+    versions[s.name()] = s.data_hash().substr(0, 12);
+  }
+  for (v1::ServiceSpec& svc : *spec->mutable_services()) {
+    for (v1::FileReference& f : *svc.mutable_container()->mutable_secrets()) {
+      auto it = versions.find(f.name());
+      if (it != versions.end()) f.set_version(it->second);
+    }
+  }
 }
 
 Status OpenSecrets(const SecretCodec* codec,

@@ -102,11 +102,36 @@ TEST_CASE("secrets: an unchanged redeploy writes nothing; a changed value is an 
   CHECK(!again->plan.HasChanges());
   auto changed = c.Deploy(Stack("another value"));
   REQUIRE(changed.ok());
-  CHECK(changed->plan.Summarize().update == 1);
+  // The secret, and the service whose reference names its new version.
+  CHECK(changed->plan.Summarize().update == 2);
   std::string text = plan::RenderText(changed->plan, {});
   CHECK(text.find("another value") == std::string::npos);
   CHECK(text.find(kPlanted) == std::string::npos);
   CHECK(*c.codec.Open(c.Secret("app_db_password")->spec()) == "another value");
+}
+
+TEST_CASE("secrets: versions are keyed under the data key, not a plain hash of the value") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack(kPlanted)).ok());
+  const v1::SecretSpec& stored = c.Secret("app_db_password")->spec();
+  // The loader's hash is replaced; the keyed one is 64 hex digits.
+  CHECK(stored.data_hash() != Stack(kPlanted).secrets(0).data_hash());
+  REQUIRE(stored.data_hash().size() == 64);
+  const v1::Service* web = FindService(c.state, "app_web");
+  REQUIRE(web);
+  CHECK(web->spec().container().secrets(0).version() == stored.data_hash().substr(0, 12));
+  // Stable under one key, bound to the name, different under another key.
+  v1::SecretSpec plain = Stack(kPlanted).secrets(0);
+  CHECK(c.codec.Version(plain) == stored.data_hash());
+  v1::SecretSpec renamed = plain;
+  renamed.set_name("app_other");
+  CHECK(c.codec.Version(renamed) != stored.data_hash());
+  SecretCodec other{ca::NewDataKey()};
+  CHECK(other.Version(plain) != stored.data_hash());
+  // The same value deployed again under the same key changes nothing.
+  auto again = c.Deploy(Stack(kPlanted));
+  REQUIRE(again.ok());
+  CHECK(again->mutations.empty());
 }
 
 TEST_CASE("secrets: a rollback restores the sealed value of a stored revision") {
@@ -118,7 +143,7 @@ TEST_CASE("secrets: a rollback restores the sealed value of a stored revision") 
   CHECK(ca::IsSealed(first->spec().secrets(0).data()));
   auto back = c.Deploy(first->spec(), /*restores=*/1);
   REQUIRE(back.ok());
-  CHECK(back->plan.Summarize().update == 1);
+  CHECK(back->plan.Summarize().update == 2);
   CHECK(*c.codec.Open(c.Secret("app_db_password")->spec()) == kPlanted);
   CHECK(c.AllBytes().find(kPlanted) == std::string::npos);
 }
@@ -131,13 +156,16 @@ TEST_CASE("secrets: a state written before encryption at rest still reads and ge
   REQUIRE(plain.ok());
   c.Apply(plain->mutations);
   CHECK(c.Secret("app_db_password")->spec().data() == kPlanted);
-  // The plan compares plain values: no change, so nothing is rewritten yet.
+  // The first deploy with a key moves the plain-hash version to the keyed
+  // one (one roll of the tasks that use the secret), and the value goes in
+  // sealed; after that the same value is no change.
+  auto rekeyed = c.Deploy(Stack(kPlanted));
+  REQUIRE(rekeyed.ok());
+  CHECK(!rekeyed->mutations.empty());
+  CHECK(ca::IsSealed(c.Secret("app_db_password")->spec().data()));
   auto again = c.Deploy(Stack(kPlanted));
   REQUIRE(again.ok());
   CHECK(again->mutations.empty());
-  // A changed value goes in sealed.
-  REQUIRE(c.Deploy(Stack("new")).ok());
-  CHECK(ca::IsSealed(c.Secret("app_db_password")->spec().data()));
 }
 
 TEST_CASE("secrets: a value sealed under another key fails the deploy without the value") {

@@ -34,6 +34,10 @@ class SecretCodec {
   // value written before encryption at rest). kCorruption naming the secret
   // (never its value) when it does not unseal.
   Result<std::string> Open(const v1::SecretSpec& spec) const;
+  // The version of a plain value: HMAC-SHA256 under the data key of the
+  // secret's name and value, hex. Unlike the loader's plain SHA-256 it
+  // cannot be checked against guessed values without the key.
+  std::string Version(const v1::SecretSpec& spec) const;
 
  private:
   ca::DataKey key_;
@@ -51,6 +55,12 @@ Status OpenSecrets(const SecretCodec* codec,
 Result<google::protobuf::RepeatedPtrField<v1::SecretSpec>> SealedSecrets(
     const store::State& state, const google::protobuf::RepeatedPtrField<v1::SecretSpec>& desired,
     const SecretCodec* codec);
+
+// In place, for a spec with plain values: each secret's data_hash becomes
+// its keyed Version, and every service's reference to it carries the first
+// 12 digits, as the loader's hash did, so that a new value still rolls the
+// tasks. A null codec leaves the spec as it is.
+void KeySecretVersions(const SecretCodec* codec, v1::StackSpec* spec);
 
 // The request with plain secret values: `req` itself when it holds no sealed
 // value (a deploy from a stack file), otherwise a copy in `*holder` (a rollback
