@@ -1,5 +1,6 @@
 #include "shoal/agent/agent.h"
 
+#include <absl/synchronization/mutex.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <leveldb/helpers/memenv.h>
@@ -23,11 +24,16 @@ bool Terminal(v1::TaskState s) { return s >= v1::TASK_COMPLETE; }
 
 }  // namespace
 
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
 Agent::Agent(const AgentOptions& options, executor::Executor* executor, DispatcherClient* client)
     : options_(options), executor_(executor), client_(client), period_(options.heartbeat_period) {}
 
 Result<std::unique_ptr<Agent>> Agent::Open(const AgentOptions& options,
                                            executor::Executor* executor, DispatcherClient* client) {
+  DisableMutexDeadlockDetection();
   std::unique_ptr<Agent> agent(new Agent(options, executor, client));
   if (Status s = agent->Load(); !s.ok()) return s;
   return agent;
@@ -145,7 +151,8 @@ void Agent::PollLoop() {
       continue;
     }
     if (reply->generation() != 0) generation = reply->generation();
-    if (reply->full() || reply->tasks_size() > 0 || reply->removed_size() > 0) {
+    if (reply->full() || reply->tasks_size() > 0 || reply->removed_size() > 0 ||
+        reply->has_ingress()) {
       inbox_.push_back(std::move(reply).value());
       cv_.notify_all();
     }
@@ -155,6 +162,11 @@ void Agent::PollLoop() {
 void Agent::Apply(v1::AssignmentsReply&& reply) {
   for (const auto& s : reply.secrets()) secrets_[s.name()] = s.data();
   for (const auto& c : reply.configs()) configs_[c.name()] = c.data();
+  // The routing mesh's table; a full set without one means an empty table.
+  if (reply.has_ingress() || reply.full()) {
+    std::lock_guard<std::mutex> exec_lock(exec_mu_);
+    executor_->SetIngress(reply.ingress());
+  }
   // The reply's tasks are moved, not copied, into tasks_.
   if (reply.full()) {
     // A full set also comes after every change of leader: write only what
@@ -215,9 +227,17 @@ std::vector<executor::TaskFile> Agent::TaskFiles(const v1::Task& task) {
 }
 
 void Agent::Observe(const std::string& id, v1::TaskStatus st) {
+  // An exit of a task that should still run goes out at once: the managers
+  // replace it, and batching would only add report_delay to the restart.
+  auto assigned = tasks_.find(id);
+  const bool urgent = Terminal(st.state()) && assigned != tasks_.end() &&
+                      assigned->second.desired_state() <= v1::TASK_RUNNING;
   observed_[id] = std::move(st);
   unreported_.insert(id);
-  if (!report_now_) {
+  if (urgent) {
+    report_now_ = true;
+    report_at_ = std::chrono::steady_clock::now();
+  } else if (!report_now_) {
     // A short wait lets a quick STARTING -> RUNNING go out as one report
     // (only the latest status of a task is sent): half the status writes of
     // a deploy.
@@ -335,6 +355,7 @@ void Agent::ReconcileOne(const std::string& id) {
   st.set_error(obs.error);
   st.set_container_id(obs.container_id);
   st.set_health(obs.health);
+  for (const v1::PortConfig& p : obs.ports) *st.add_ports() = p;
   // Why it is unhealthy shows where `service ps` shows errors.
   if (obs.health == v1::TaskStatus::HEALTH_UNHEALTHY && st.error().empty()) {
     st.set_error(obs.health_message);

@@ -115,6 +115,41 @@ int64_t TimeOf(const ASN1_TIME* t) {
 
 constexpr std::string_view kTokenPrefix = "SHOAL-1-";
 
+// Why the CA does not certify `k` (issue 8: weak keys refused), "" if it does.
+std::string WeakKeyReasonOf(EVP_PKEY* k) {
+  int id = EVP_PKEY_get_base_id(k);
+  if (id == EVP_PKEY_EC) {
+    char curve[80] = {};
+    size_t len = 0;
+    if (EVP_PKEY_get_group_name(k, curve, sizeof curve, &len) != 1) {
+      ERR_clear_error();
+      return "EC key on an unnamed curve, need P-256 or P-384";
+    }
+    std::string name(curve, len);
+    if (name == "prime256v1" || name == "P-256" || name == "secp384r1" || name == "P-384") {
+      return "";
+    }
+    return "EC key on curve " + name + ", need P-256 or P-384";
+  }
+  if (id == EVP_PKEY_RSA) {
+    int bits = EVP_PKEY_get_bits(k);
+    if (bits >= 2048) return "";
+    return "RSA key of " + std::to_string(bits) + " bits, need >= 2048";
+  }
+  const char* type = OBJ_nid2sn(id);
+  return std::string(type ? type : "unknown") +
+         " keys are not certified, need EC P-256/P-384 or RSA >= 2048";
+}
+
+// An X509 stack that frees its certificates.
+struct CertStack {
+  STACK_OF(X509) * sk = sk_X509_new_null();
+  ~CertStack() { sk_X509_pop_free(sk, X509_free); }
+  CertStack() = default;
+  CertStack(const CertStack&) = delete;
+  CertStack& operator=(const CertStack&) = delete;
+};
+
 }  // namespace
 
 const char* RoleName(Role role) {
@@ -148,7 +183,8 @@ Result<std::string> NewPrivateKey() {
   return Drain(out.get());
 }
 
-Result<RootCA> CreateRoot(std::string_view cluster_id, int64_t now_unix, int64_t validity_seconds) {
+Result<RootCA> CreateRoot(std::string_view cluster_id, int64_t now_unix, int64_t validity_seconds,
+                          std::string_view label) {
   auto key_pem = NewPrivateKey();
   if (!key_pem.ok()) return key_pem.error();
   Key key = ReadKey(*key_pem);
@@ -158,7 +194,9 @@ Result<RootCA> CreateRoot(std::string_view cluster_id, int64_t now_unix, int64_t
   bool ok = X509_set_version(c.get(), 2) == 1 && SetRandomSerial(c.get()) &&
             SetValidity(c.get(), now_unix - 3600, now_unix + validity_seconds) &&
             AddName(name, "O", cluster_id) &&
-            AddName(name, "CN", "shoal root CA " + std::string(cluster_id)) &&
+            AddName(name, "CN",
+                    "shoal root CA " + std::string(cluster_id) +
+                        (label.empty() ? std::string() : " " + std::string(label))) &&
             X509_set_issuer_name(c.get(), name) == 1 && X509_set_pubkey(c.get(), key.get()) == 1 &&
             AddExt(c.get(), c.get(), NID_basic_constraints, "critical,CA:TRUE") &&
             AddExt(c.get(), c.get(), NID_key_usage, "critical,keyCertSign,cRLSign") &&
@@ -167,7 +205,34 @@ Result<RootCA> CreateRoot(std::string_view cluster_id, int64_t now_unix, int64_t
   if (!ok) return Internal(OpenSslError("root CA creation"));
   auto pem = CertPem(c.get());
   if (!pem.ok()) return pem.error();
-  return RootCA{std::move(pem).value(), std::move(key_pem).value()};
+  return RootCA{std::move(pem).value(), std::move(key_pem).value(), ""};
+}
+
+Result<std::string> CrossSign(const RootCA& old_ca, std::string_view new_root_pem,
+                              int64_t now_unix) {
+  Key old_key = ReadKey(old_ca.key_pem);
+  Cert old_cert = ReadCert(old_ca.cert_pem);
+  Cert fresh = ReadCert(new_root_pem);
+  if (!old_key || !old_cert || !fresh) {
+    return InvalidArgument(OpenSslError("cross-signing: unreadable root key or certificate"));
+  }
+  Key pub(X509_get_pubkey(fresh.get()));
+  Cert c(X509_new());
+  if (!pub || !c) return Internal(OpenSslError("cross-signed certificate allocation"));
+  // Valid from now (not before the new root itself) to the new root's end.
+  int64_t not_before = std::max(now_unix - 3600, TimeOf(X509_get0_notBefore(fresh.get())));
+  bool ok = X509_set_version(c.get(), 2) == 1 && SetRandomSerial(c.get()) &&
+            SetValidity(c.get(), not_before, TimeOf(X509_get0_notAfter(fresh.get()))) &&
+            X509_set_subject_name(c.get(), X509_get_subject_name(fresh.get())) == 1 &&
+            X509_set_issuer_name(c.get(), X509_get_subject_name(old_cert.get())) == 1 &&
+            X509_set_pubkey(c.get(), pub.get()) == 1 &&
+            AddExt(c.get(), old_cert.get(), NID_basic_constraints, "critical,CA:TRUE") &&
+            AddExt(c.get(), old_cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign") &&
+            AddExt(c.get(), old_cert.get(), NID_subject_key_identifier, "hash") &&
+            AddExt(c.get(), old_cert.get(), NID_authority_key_identifier, "keyid:always") &&
+            X509_sign(c.get(), old_key.get(), EVP_sha256()) > 0;
+  if (!ok) return Internal(OpenSslError("cross-signing the new root"));
+  return CertPem(c.get());
 }
 
 Result<std::string> CreateCsr(std::string_view key_pem) {
@@ -195,8 +260,8 @@ Result<std::string> Sign(const RootCA& ca, const IssueRequest& request) {
   if (!pub || X509_REQ_verify(req.get(), pub.get()) != 1) {
     return InvalidArgument(OpenSslError("certificate signing request signature does not verify"));
   }
-  if (EVP_PKEY_get_bits(pub.get()) < 256) {
-    return InvalidArgument("certificate signing request: key too small");
+  if (std::string weak = WeakKeyReasonOf(pub.get()); !weak.empty()) {
+    return InvalidArgument("certificate request refused: " + weak);
   }
   Key ca_key = ReadKey(ca.key_pem);
   Cert ca_cert = ReadCert(ca.cert_pem);
@@ -223,7 +288,20 @@ Result<std::string> Sign(const RootCA& ca, const IssueRequest& request) {
       AddExt(c.get(), ca_cert.get(), NID_subject_alt_name, san.c_str()) &&
       X509_sign(c.get(), ca_key.get(), EVP_sha256()) > 0;
   if (!ok) return Internal(OpenSslError("certificate signing"));
-  return CertPem(c.get());
+  auto pem = CertPem(c.get());
+  if (!pem.ok()) return pem;
+  return *pem + ca.chain_pem;
+}
+
+std::string WeakKeyReason(std::string_view csr_pem) {
+  Bio in = MemIn(csr_pem);
+  Req req(in ? PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr) : nullptr);
+  Key pub(req ? X509_REQ_get_pubkey(req.get()) : nullptr);
+  if (!pub) {
+    ERR_clear_error();
+    return "unreadable certificate signing request";
+  }
+  return WeakKeyReasonOf(pub.get());
 }
 
 Result<CertInfo> ParseCertificate(std::string_view cert_pem) {
@@ -252,8 +330,21 @@ Result<CertInfo> ParseCertificate(std::string_view cert_pem) {
 }
 
 Status Verify(std::string_view cert_pem, std::string_view roots_pem, int64_t now_unix) {
-  Cert c = ReadCert(cert_pem);
+  Bio chain_in = MemIn(cert_pem);
+  Cert c(chain_in ? PEM_read_bio_X509(chain_in.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!c) return InvalidArgument(OpenSslError("not a PEM certificate"));
+  // What follows the leaf may help build the chain but is not trusted.
+  CertStack untrusted;
+  if (!untrusted.sk) return Internal(OpenSslError("X509 stack"));
+  while (true) {
+    X509* more = PEM_read_bio_X509(chain_in.get(), nullptr, nullptr, nullptr);
+    if (!more) break;
+    if (sk_X509_push(untrusted.sk, more) <= 0) {
+      X509_free(more);
+      return Internal(OpenSslError("X509 stack"));
+    }
+  }
+  ERR_clear_error();
   Store store(X509_STORE_new());
   if (!store) return Internal(OpenSslError("X509 store"));
   Bio in = MemIn(roots_pem);
@@ -266,7 +357,7 @@ Status Verify(std::string_view cert_pem, std::string_view roots_pem, int64_t now
   ERR_clear_error();  // the read past the last certificate
   if (roots == 0) return InvalidArgument("no trusted root certificate given");
   StoreCtx ctx(X509_STORE_CTX_new());
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), c.get(), nullptr) != 1) {
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), c.get(), untrusted.sk) != 1) {
     return Internal(OpenSslError("X509 store context"));
   }
   X509_STORE_CTX_set_time(ctx.get(), 0, static_cast<time_t>(now_unix));
@@ -277,6 +368,19 @@ Status Verify(std::string_view cert_pem, std::string_view roots_pem, int64_t now
                            X509_verify_cert_error_string(err));
   }
   return Status::Ok();
+}
+
+std::vector<std::string> SplitCertificates(std::string_view pem) {
+  std::vector<std::string> out;
+  Bio in = MemIn(pem);
+  while (in) {
+    Cert c(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
+    if (!c) break;
+    auto one = CertPem(c.get());
+    if (one.ok()) out.push_back(std::move(one).value());
+  }
+  ERR_clear_error();
+  return out;
 }
 
 bool KeyMatches(std::string_view key_pem, std::string_view cert_pem) {

@@ -147,6 +147,9 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
                          ->capture_default_str();
     cmd->add_option("--docker-host", o->docker_host, "The Docker Engine's socket")
         ->capture_default_str();
+    cmd->add_option("--ingress-addr", o->ingress_addr,
+                    "The address ingress ports listen on (docker executor)")
+        ->capture_default_str();
     cmd->add_option("--hostname", o->hostname, "Name shown for this node");
     cmd->add_flag("--dev", *dev,
                   "A one-node cluster (manager and worker) in a temporary dir, on 127.0.0.1");
@@ -283,62 +286,6 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
           std::cout << "  " << m.meta().id() << "  " << m.manager_status().addr() << "\n";
         }
       }
-    });
-  }
-  // ---- cluster ca ----
-  {
-    auto* cmd = cluster->add_subcommand("ca", "Issue or revoke client certificates");
-    auto issue = std::make_shared<std::string>();
-    auto revoke = std::make_shared<std::string>();
-    auto out = std::make_shared<std::string>();
-    auto* issue_opt = cmd->add_option(
-        "--issue-client", *issue,
-        "Make a key here and have the cluster CA certify it for a remote CLI named NAME "
-        "(a new one replaces the old)");
-    auto* revoke_opt = cmd->add_option("--revoke-client", *revoke,
-                                       "Stop honouring the client certificate named NAME");
-    issue_opt->excludes(revoke_opt);
-    cmd->add_option("--out", *out,
-                    "Where --issue-client writes ca.pem, cert.pem and key.pem "
-                    "(default: ./shoal-client-NAME)");
-    cmd->callback([=] {
-      if (issue->empty() && revoke->empty()) {
-        std::cerr << "error: cluster ca needs --issue-client NAME or --revoke-client NAME "
-                     "(root rotation, --rotate, is not built yet)\n";
-        return void(*exit_code = 1);
-      }
-      Client c = Connect(*host);
-      v1::IssueClientRequest req;
-      v1::CertificateReply reply;
-      if (!revoke->empty()) {
-        req.set_name(*revoke);
-        req.set_revoke(true);
-        grpc::Status s = c.membership->IssueClientCertificate(Context().get(), req, &reply);
-        if (!s.ok()) return void(*exit_code = Fail(c, s));
-        std::cout << "Client certificate " << *revoke << " revoked.\n";
-        return;
-      }
-      // The key is made here and never sent: the CA sees only the CSR.
-      auto key = ca::NewPrivateKey();
-      auto csr = key.ok() ? ca::CreateCsr(*key) : Result<std::string>(key.error());
-      if (!csr.ok()) {
-        std::cerr << "error: " << csr.error().message() << "\n";
-        return void(*exit_code = 1);
-      }
-      req.set_name(*issue);
-      req.set_csr(*csr);
-      grpc::Status s = c.membership->IssueClientCertificate(Context().get(), req, &reply);
-      if (!s.ok()) return void(*exit_code = Fail(c, s));
-      std::string dir = out->empty() ? "shoal-client-" + *issue : *out;
-      transport::TlsFiles files = transport::TlsFilesIn(dir);
-      if (Status w = transport::WriteTlsFiles(files, reply.root_ca(), *key, reply.certificate());
-          !w.ok()) {
-        std::cerr << "error: " << w.message() << "\n";
-        return void(*exit_code = 1);
-      }
-      std::cout << "Client certificate " << *issue << " written to " << dir
-                << " (key.pem is secret).\nUse it with:\n\n    shoal --host tcp://MANAGER:PORT "
-                << "--tls-dir " << dir << " stack ls\n";
     });
   }
   // ---- node ----

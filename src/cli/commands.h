@@ -19,7 +19,7 @@ void AddWorkloadCommands(CLI::App& app, const std::string* host, int* exit_code)
 void AddLifecycleCommands(CLI::App& app, const std::string* host, int* exit_code);
 // `shoal watch` (GitOps).
 void AddWatchCommands(CLI::App& app, const std::string* host, int* exit_code);
-// After AddClusterCommands: `cluster update --autolock`, `unlock`, `unlock-key`.
+// After AddClusterCommands: `cluster ca`, `cluster update --autolock`, `unlock`, `unlock-key`.
 void AddSecurityCommands(CLI::App& app, const std::string* host, int* exit_code);
 
 struct DeployFlags {

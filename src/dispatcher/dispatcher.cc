@@ -42,7 +42,11 @@ void AddFiles(const store::State& state, const v1::Task& task, const Options& op
 bool SameReport(const v1::TaskStatus& a, const v1::TaskStatus& b) {
   return a.state() == b.state() && a.message() == b.message() && a.error() == b.error() &&
          a.exit_code() == b.exit_code() && a.health() == b.health() &&
-         a.container_id() == b.container_id();
+         a.container_id() == b.container_id() &&
+         std::equal(a.ports().begin(), a.ports().end(), b.ports().begin(), b.ports().end(),
+                    [](const v1::PortConfig& x, const v1::PortConfig& y) {
+                      return x.SerializeAsString() == y.SerializeAsString();
+                    });
 }
 
 }  // namespace
@@ -62,12 +66,13 @@ int64_t Dispatcher::node_down_after_ns(const store::State& state) const {
 }
 
 void Dispatcher::BecomeLeader(const store::State& state, int64_t now_ns) {
-  (void)state;
   managers_valid_ = false;
   leader_ = true;
   leader_since_ns_ = now_ns;
   sessions_.clear();
   statuses_.clear();
+  ingress_ = IngressTracker{};
+  ingress_.Refresh(state);
 }
 
 void Dispatcher::StepDown() {
@@ -136,10 +141,10 @@ const std::vector<v1::ManagerAddr>& Dispatcher::Managers(const store::State& sta
   return managers_;
 }
 
-bool Dispatcher::Diff(const store::State& state, const std::string& node_id, bool full, Session& s,
-                      v1::AssignmentsReply* reply) {
+bool Dispatcher::DiffAll(const store::State& state, const std::string& node_id, bool full,
+                         Session& s, v1::AssignmentsReply* reply, std::set<std::string>* secrets,
+                         std::set<std::string>* configs) {
   std::map<std::string, Sent> now;
-  std::set<std::string> secrets, configs;
   bool any = false;
   for (const v1::Mutation* m : state.Find(Kind::kTask, "node", node_id)) {
     const v1::Task& t = m->task();
@@ -153,7 +158,7 @@ bool Dispatcher::Diff(const store::State& state, const std::string& node_id, boo
     if (full || it == s.sent.end() || it->second.desired != mine.desired ||
         it->second.terminal != mine.terminal) {
       *reply->add_tasks() = t;
-      AddFiles(state, t, options_, reply, &secrets, &configs);
+      AddFiles(state, t, options_, reply, secrets, configs);
       any = true;
     }
   }
@@ -165,9 +170,59 @@ bool Dispatcher::Diff(const store::State& state, const std::string& node_id, boo
       }
     }
   }
+  // Without a reply `now` equals `sent` anyway.
+  s.sent = std::move(now);
+  s.changed.clear();
+  s.walk_all = false;
+  return any;
+}
+
+bool Dispatcher::DiffChanged(const store::State& state, const std::string& node_id, Session& s,
+                             v1::AssignmentsReply* reply, std::set<std::string>* secrets,
+                             std::set<std::string>* configs) {
+  // The same decisions as DiffAll's, for the tasks Changed() recorded (in id
+  // order, as DiffAll sends them): the rest of the node's tasks did not change
+  // in any way the agent acts on.
+  bool any = false;
+  for (const std::string& id : s.changed) {
+    const v1::Task* t = state.Get<v1::Task>(id);
+    auto it = s.sent.find(id);
+    if (t == nullptr || t->node_id() != node_id || t->status().state() < v1::TASK_ASSIGNED) {
+      if (it != s.sent.end()) {
+        reply->add_removed(id);
+        s.sent.erase(it);
+        any = true;
+      }
+      continue;
+    }
+    Sent mine{t->desired_state(), t->status().state() >= v1::TASK_COMPLETE};
+    if (it != s.sent.end() && it->second.desired == mine.desired &&
+        it->second.terminal == mine.terminal) {
+      continue;
+    }
+    s.sent[id] = mine;
+    *reply->add_tasks() = *t;
+    AddFiles(state, *t, options_, reply, secrets, configs);
+    any = true;
+  }
+  s.changed.clear();
+  return any;
+}
+
+bool Dispatcher::Diff(const store::State& state, const std::string& node_id, bool full, Session& s,
+                      v1::AssignmentsReply* reply) {
+  std::set<std::string> secrets, configs;
+  bool any = full || s.walk_all ? DiffAll(state, node_id, full, s, reply, &secrets, &configs)
+                                : DiffChanged(state, node_id, s, reply, &secrets, &configs);
+  // The routing mesh's table: when it changed since this session's last
+  // reply, and in every full reply once there is one.
+  if (s.ingress_sent != ingress_.version() || (full && ingress_.version() > 0)) {
+    *reply->mutable_ingress() = ingress_.table();
+    s.ingress_sent = ingress_.version();
+    any = true;
+  }
   s.stale = false;
   if (!any && !full) return false;
-  s.sent = std::move(now);
   reply->set_full(full);
   reply->set_generation(++s.generation);
   return true;
@@ -183,7 +238,9 @@ void Dispatcher::Assignments(const store::State& state, const v1::AssignmentsReq
   Session& s = it->second;
   bool full = req.known_generation() == 0 || req.known_generation() != s.generation;
   v1::AssignmentsReply reply;
-  if ((full || s.stale) && Diff(state, req.node_id(), full, s, &reply)) {
+  ingress_.Refresh(state);
+  if ((full || s.stale || s.ingress_sent != ingress_.version()) &&
+      Diff(state, req.node_id(), full, s, &reply)) {
     return done(Status::Ok(), std::move(reply));
   }
   // A node has one live poll: an older parked call was abandoned (its
@@ -233,7 +290,12 @@ void Dispatcher::Wake(const store::State& state, Pred wake) {
 
 void Dispatcher::Changed(const store::State& state) {
   managers_valid_ = false;
-  for (auto& [id, s] : sessions_) s.stale = true;
+  for (auto& [id, s] : sessions_) {
+    s.stale = true;
+    s.walk_all = true;  // which tasks changed is not known
+  }
+  ingress_.Invalidate();
+  ingress_.Refresh(state);
   Wake(state, [](const std::string&) { return true; });
 }
 
@@ -249,6 +311,7 @@ void Dispatcher::Changed(const store::State& state,
   std::set<std::string> touched;
   for (const store::Event* e : events) {
     const v1::Mutation& m = e->mutation;
+    ingress_.Observe(m);
     if (m.has_task()) {
       // A task keeps its node once it has one, so the node it names now is
       // the node that holds (or is to hold) it.
@@ -268,6 +331,7 @@ void Dispatcher::Changed(const store::State& state,
       }
       if (!relevant) continue;
       s.stale = true;
+      s.changed.insert(t.meta().id());
       touched.insert(t.node_id());
     } else if (m.has_node() || m.has_cluster()) {
       managers_valid_ = false;
@@ -275,8 +339,10 @@ void Dispatcher::Changed(const store::State& state,
       // Values go out with the tasks that need them: no task changed here.
     }
   }
-  if (touched.empty() || waiters_.empty()) return;
-  Wake(state, [&](const std::string& node_id) { return touched.count(node_id) > 0; });
+  // A new ingress table goes to every node (Diff adds it).
+  const bool mesh = ingress_.Refresh(state);
+  if ((touched.empty() && !mesh) || waiters_.empty()) return;
+  Wake(state, [&](const std::string& node_id) { return mesh || touched.count(node_id) > 0; });
 }
 
 void Dispatcher::Tick(const store::State& state, int64_t now_ns) {

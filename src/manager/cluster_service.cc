@@ -111,6 +111,7 @@ grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
     n.mutable_manager_status()->set_raft_id(d->identity_.raft_id());
     n.mutable_manager_status()->set_addr(d->identity_.advertise_addr());
     if (auto info = ca::ParseCertificate(*cert); info.ok()) n.set_certificate_serial(info->serial);
+    n.set_certificate_issuer(ca::Digest(root->cert_pem));
     std::vector<v1::Mutation> muts(2);
     *muts[0].mutable_cluster() = c;
     *muts[1].mutable_node() = n;
@@ -153,8 +154,11 @@ grpc::ServerUnaryReactor* ControlService::Join(grpc::CallbackServerContext* ctx,
     {
       std::lock_guard<std::mutex> lock(d->mu_);
       if (d->in_cluster_) {
-        return r->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                      "this node is already in a cluster (shoal cluster leave)"));
+        // An expired certificate: say how to rejoin rather than just "leave".
+        std::string expired = ExpiredCertificateMessage(d->tls_files_, NowUnix());
+        return r->Finish(grpc::Status(
+            grpc::StatusCode::FAILED_PRECONDITION,
+            expired.empty() ? "this node is already in a cluster (shoal cluster leave)" : expired));
       }
     }
     v1::AdmitRequest admit;
@@ -313,6 +317,9 @@ grpc::ServerUnaryReactor* ControlService::ClusterInfo(grpc::CallbackServerContex
       reply->mutable_cluster()->clear_join_tokens();
       reply->mutable_cluster()->mutable_ca()->clear_sealed_key();
       reply->mutable_cluster()->mutable_autolock()->clear_sealed_unlock_key();
+      if (reply->cluster().ca().has_rotation()) {
+        reply->mutable_cluster()->mutable_ca()->mutable_rotation()->clear_new_sealed_key();
+      }
     }
     for (const v1::Mutation* n : state.List(store::Kind::kNode)) {
       if (n->node().manager_status().raft_id() != 0) *reply->add_managers() = n->node();

@@ -110,19 +110,25 @@ void Daemon::Impl::MaybeRenewCertificate() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!in_cluster_ || !agent_) return;
   }
+  // A root rotation: the leader ends it, every node follows it.
+  MaybeFinishRootRotation();
   ca::Role want =
       identity_.role() == v1::NodeSpec::ROLE_MANAGER ? ca::Role::kManager : ca::Role::kWorker;
   int64_t now = NowUnix();
+  bool renew = false;
   {
     std::lock_guard<std::mutex> lock(tls_mu_);
     bool due = renew_at_ != 0 && now >= renew_at_;
     // A demoted node's certificate still says manager: it asks for a worker's.
     bool role_changed = cert_role_ && *cert_role_ != want;
-    if ((!due && !role_changed) || now < renew_retry_at_) return;
+    renew = (due || role_changed) && now >= renew_retry_at_;
   }
+  if (!renew) return CheckRootRotation();
   if (Status s = RenewCertificate(); !s.ok()) {
-    std::fprintf(stderr, "shoal daemon: certificate renewal failed (retrying in 5 s): %s\n",
-                 s.ToString().c_str());
+    // An expired certificate (kFailedPrecondition): the message says how to rejoin.
+    std::fprintf(stderr, "shoal daemon: certificate renewal failed (%s): %s\n",
+                 s.code() == Code::kFailedPrecondition ? "looking again in 5 s" : "retrying in 5 s",
+                 s.message().c_str());
     std::lock_guard<std::mutex> lock(tls_mu_);
     renew_retry_at_ = now + 5;
   }
@@ -220,6 +226,7 @@ Status Daemon::Impl::StartRoles() {
   } else if (options_.executor == "docker") {
     executor::DockerOptions dopts;
     dopts.host = options_.docker_host;
+    dopts.ingress_addr = options_.ingress_addr;
     dopts.node_id = identity_.node_id();
     dopts.state_dir = options_.data_dir + "/docker";
     auto de = executor::DockerExecutor::Open(dopts);

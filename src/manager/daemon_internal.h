@@ -136,6 +136,13 @@ grpc::Status AuthorizeControl(const transport::Peer& peer, const store::State& s
 grpc::Status AuthorizeNode(const transport::Peer& peer, const std::string& node_id);
 // Raft: a manager certificate.
 grpc::Status AuthorizeRaft(const transport::Peer& peer);
+// OK while the peer's certificate is within its dates; UNAUTHENTICATED,
+// saying how to get a new one, past its end.
+grpc::Status ExpiredCertificate(const transport::Peer& peer);
+// When the certificate in `files` has expired at `now_unix`: why the node
+// cannot renew and how to rejoin (names the expiry time and the node id).
+// "" while it is valid, or when there is none (not in a cluster).
+std::string ExpiredCertificateMessage(const transport::TlsFiles& files, int64_t now_unix);
 // Certificate validity for a new cluster: SHOAL_CERT_VALIDITY (seconds; a
 // hidden setting for tests of renewal, recorded in the Cluster object like
 // every timing), else 90 days.
@@ -182,8 +189,17 @@ class Daemon::Impl {
   // Renews when the time drawn for it has come or the node's role changed
   // (retrying every 5 s on failure). Watchdog thread.
   void MaybeRenewCertificate();
-  // Signs `csr` with the cluster's root (key unsealed once and cached).
-  // Loop thread of a manager.
+  // Root rotation (docs/security.md), from the watchdog: every few seconds
+  // asks a manager for the trusted roots; renews at once when the issuing
+  // root did not sign this node's certificate, and installs the new bundle
+  // (the leaf alone once one root is left). Failures are retried later.
+  void CheckRootRotation();
+  // On the leader: ends a rotation once every node holds a certificate from
+  // the new root (posts to the manager's loop; any thread).
+  void MaybeFinishRootRotation();
+  // Signs `csr` with the cluster's root, or during a rotation the new one
+  // with the cross-signed root appended (key unsealed once and cached).
+  // Weak keys are refused (ca::Sign). Loop thread of a manager.
   Result<std::string> SignWithClusterCA(const v1::Cluster& c, const std::string& csr,
                                         const std::string& subject, ca::Role role);
   // Waits (bounded) until this node's server presents `cert_pem` (its file
@@ -239,6 +255,7 @@ class Daemon::Impl {
   transport::ClientTls tls_;  // the watched files; guarded by tls_mu_
   int64_t renew_at_ = 0;      // unix seconds; guarded by tls_mu_
   int64_t renew_retry_at_ = 0;
+  int64_t root_check_at_ = 0;          // unix seconds: CheckRootRotation's next look; tls_mu_
   std::optional<ca::Role> cert_role_;  // the role in the installed certificate
   std::mutex ca_mu_;
   std::string ca_sealed_;  // what ca_ was unsealed from

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "shoal/agent/agent.h"
 #include "shoal/orchestrator/orchestrator.h"
 #include "shoal/store/txn.h"
 
@@ -49,6 +50,7 @@ Manager::Manager(const ManagerOptions& options)
 Manager::~Manager() { Stop(); }
 
 Result<std::unique_ptr<Manager>> Manager::Open(const ManagerOptions& options) {
+  agent::DisableMutexDeadlockDetection();  // see there: gRPC's locks, ~1 us each
   std::unique_ptr<Manager> m(new Manager(options));
   if (Status s = m->Init(); !s.ok()) return s;
   return m;

@@ -1,7 +1,8 @@
 // Trust (issue 8, docs/security.md): the Membership service (admission with
 // a token and a CSR, the root for a joining node, renewals, client
-// certificates), the authorization rules every other service applies, and
-// the node's own certificate files and their renewal.
+// certificates, root rotation) and the CA signing on a manager. The rules
+// every other service applies are in authorize.cc. The node's own certificate files
+// and their renewal are in node_certificates.cc.
 
 #include <openssl/rand.h>
 
@@ -35,14 +36,38 @@ grpc::Status Denied(const std::string& why) {
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
 }
 
-// A certificate past its end: the TLS handshake refuses new connections with
-// one, but a connection opened before keeps its session.
-grpc::Status Expired(const transport::Peer& peer) {
-  if (NowUnix() <= peer.cert.not_after) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                      "the certificate of " + peer.cert.subject +
-                          " has expired: renew it (nodes renew by themselves while running; "
-                          "a client asks for a new one with `shoal cluster ca --issue-client`)");
+// What nodes trust: the root, and during a rotation the new root too.
+std::string TrustBundle(const v1::ClusterCA& c) {
+  return c.has_rotation() ? c.root_cert() + c.rotation().new_root_cert() : c.root_cert();
+}
+
+// The root whose key issues certificates now.
+const std::string& IssuingRoot(const v1::ClusterCA& c) {
+  return c.has_rotation() ? c.rotation().new_root_cert() : c.root_cert();
+}
+
+// How far a root rotation has come: nodes whose recorded certificate the new
+// root issued, out of every node in the state (a node that is down counts:
+// `node rm` it, or start it so that it renews).
+void FillRotationStatus(const store::State& state, v1::RootRotationStatus* out) {
+  const v1::Cluster* c = ClusterOf(state);
+  if (!c) return;
+  out->set_root_digest(ca::Digest(c->ca().root_cert()));
+  out->set_root_cert(c->ca().root_cert());
+  if (!c->ca().has_rotation()) return;
+  const v1::RootRotation& rot = c->ca().rotation();
+  std::string digest = ca::Digest(rot.new_root_cert());
+  out->set_in_progress(true);
+  out->set_new_root_digest(digest);
+  out->set_started_ns(rot.started_ns());
+  for (const v1::Mutation* n : state.List(store::Kind::kNode)) {
+    out->set_nodes_total(out->nodes_total() + 1);
+    if (n->node().certificate_issuer() == digest) {
+      out->set_nodes_done(out->nodes_done() + 1);
+    } else {
+      out->add_pending_nodes(n->node().meta().id());
+    }
+  }
 }
 
 grpc::Status NotLeader(Manager& m) {
@@ -63,20 +88,58 @@ bool ValidClientName(const std::string& name) {
 // Records a node's new certificate serial, reading the node again when a
 // concurrent write (a heartbeat's status, a role change) got there first.
 // Loop thread.
-void RecordSerial(Manager* m, const std::string& node_id, const std::string& serial, int attempts,
-                  std::function<void(Status)> done) {
+void RecordSerial(Manager* m, const std::string& node_id, const std::string& serial,
+                  const std::string& issuer, int attempts, std::function<void(Status)> done) {
   const v1::Node* n = m->store().state().Get<v1::Node>(node_id);
   if (!n) return done({Code::kNotFound, "node " + node_id + " is not in this cluster"});
   v1::Mutation mut;
   mut.set_expected_version(n->meta().version());
   *mut.mutable_node() = *n;
   mut.mutable_node()->set_certificate_serial(serial);
-  m->Propose({mut}, "renew-certificate", [m, node_id, serial, attempts, done](Status s, uint64_t) {
-    if (s.ok() || attempts <= 1 || s.code() != Code::kFailedPrecondition) {
-      return done(s);
-    }
-    RecordSerial(m, node_id, serial, attempts - 1, done);
-  });
+  mut.mutable_node()->set_certificate_issuer(issuer);
+  m->Propose({mut}, "renew-certificate",
+             [m, node_id, serial, issuer, attempts, done](Status s, uint64_t) {
+               if (s.ok() || attempts <= 1 || s.code() != Code::kFailedPrecondition) {
+                 return done(s);
+               }
+               RecordSerial(m, node_id, serial, issuer, attempts - 1, done);
+             });
+}
+
+// The cluster object with a root rotation started: a fresh root (key sealed
+// like the current one) cross-signed by the current root's key. A rotation in
+// progress is replaced: its nodes renew again, and until then the chain they
+// present (their leaf and the replaced cross-signed root) still verifies
+// against the current root, which stays trusted. Loop thread of a manager.
+Result<v1::Cluster> StartRootRotation(Daemon::Impl& d, const v1::Cluster& c) {
+  auto old_key = UnsealCaKey(*d.at_rest_, c.ca().sealed_key());
+  if (!old_key.ok()) return old_key.error();
+  int64_t now = NowUnix();
+  uint64_t n = c.ca().rotations() + 1;
+  auto fresh =
+      ca::CreateRoot(c.meta().id(), now, ca::kRootValiditySeconds, "r" + std::to_string(n));
+  if (!fresh.ok()) return fresh.error();
+  auto cross = ca::CrossSign({c.ca().root_cert(), *old_key, ""}, fresh->cert_pem, now);
+  if (!cross.ok()) return cross.error();
+  auto sealed = SealCaKey(*d.at_rest_, fresh->key_pem);
+  if (!sealed.ok()) return sealed.error();
+  v1::Cluster next = c;
+  v1::RootRotation* rot = next.mutable_ca()->mutable_rotation();
+  rot->set_new_root_cert(fresh->cert_pem);
+  rot->set_new_sealed_key(*sealed);
+  rot->set_cross_signed_cert(*cross);
+  rot->set_started_ns(now * 1'000'000'000);
+  next.mutable_ca()->set_rotations(n);
+  return next;
+}
+
+// The join token `token` pinning `root_pem` instead, its secret kept (as
+// Swarm does at the end of a rotation). The token unchanged if malformed.
+std::string Repin(const std::string& token, const std::string& root_pem) {
+  auto t = ca::ParseToken(token);
+  if (!t.ok()) return token;
+  t->ca_digest = ca::Digest(root_pem);
+  return ca::FormatToken(*t);
 }
 
 class MembershipService final : public v1::Membership::CallbackService {
@@ -97,7 +160,48 @@ class MembershipService final : public v1::Membership::CallbackService {
         return r->Finish(Grpc({Code::kUnavailable, "cluster not set up"}));
       }
       reply->set_root_ca(c->ca().root_cert());
+      reply->set_trust_bundle(TrustBundle(c->ca()));
+      reply->set_issuing_root(IssuingRoot(c->ca()));
       r->Finish(grpc::Status::OK);
+    });
+    if (!posted) r->Finish(Grpc({Code::kUnavailable, "manager stopping"}));
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* RotateRoot(grpc::CallbackServerContext* ctx,
+                                       const v1::RotateRootRequest* req,
+                                       v1::RootRotationStatus* reply) override {
+    auto* r = ctx->DefaultReactor();
+    Manager* m = d_->manager();
+    if (!m) {
+      r->Finish(NotManager());
+      return r;
+    }
+    transport::Peer peer = transport::PeerOf(*ctx);
+    Daemon::Impl* d = d_;
+    bool rotate = req->rotate();
+    bool posted = m->Post([d, m, r, reply, peer, rotate] {
+      m->Read([d, m, r, reply, peer, rotate](Status s, const store::State& state) {
+        if (!s.ok()) return r->Finish(Grpc(s));
+        if (grpc::Status a = AuthorizeControl(peer, state); !a.ok()) return r->Finish(a);
+        const v1::Cluster* cp = ClusterOf(state);
+        if (!cp || cp->ca().root_cert().empty()) {
+          return r->Finish(Grpc({Code::kUnavailable, "cluster not set up"}));
+        }
+        if (!rotate) {
+          FillRotationStatus(state, reply);
+          return r->Finish(grpc::Status::OK);
+        }
+        auto next = StartRootRotation(*d, *cp);
+        if (!next.ok()) return r->Finish(Grpc(next.error()));
+        v1::Mutation mut;
+        mut.set_expected_version(cp->meta().version());
+        *mut.mutable_cluster() = std::move(next).value();
+        m->Propose({mut}, "rotate-root", [m, r, reply](Status s, uint64_t) {
+          if (s.ok()) FillRotationStatus(m->store().state(), reply);
+          r->Finish(Grpc(s));
+        });
+      });
     });
     if (!posted) r->Finish(Grpc({Code::kUnavailable, "manager stopping"}));
     return r;
@@ -126,6 +230,12 @@ class MembershipService final : public v1::Membership::CallbackService {
         if (!cp) return r->Finish(Grpc({Code::kUnavailable, "cluster not set up"}));
         const v1::Cluster& c = *cp;
         v1::NodeSpec::Role role;
+        if (request.token().empty()) {
+          return r->Finish(grpc::Status(
+              grpc::StatusCode::UNAUTHENTICATED,
+              "join request without a join token: get one with `shoal cluster join-token "
+              "worker` (or `manager`) on a manager"));
+        }
         if (ca::TokensEqual(request.token(), c.join_tokens().manager())) {
           role = v1::NodeSpec::ROLE_MANAGER;
         } else if (ca::TokensEqual(request.token(), c.join_tokens().worker())) {
@@ -153,6 +263,7 @@ class MembershipService final : public v1::Membership::CallbackService {
         node.mutable_status()->set_state(v1::NodeStatus::STATE_UNKNOWN);
         node.mutable_status()->set_addr(request.advertise_addr());
         node.set_certificate_serial(info->serial);
+        node.set_certificate_issuer(ca::Digest(IssuingRoot(c.ca())));
         if (role == v1::NodeSpec::ROLE_MANAGER) {
           node.mutable_manager_status()->set_raft_id(raft_id);
           node.mutable_manager_status()->set_addr(request.advertise_addr());
@@ -163,7 +274,7 @@ class MembershipService final : public v1::Membership::CallbackService {
         reply->set_role(role);
         reply->set_cluster_id(c.meta().id());
         reply->set_certificate(*cert);
-        reply->set_root_ca(c.ca().root_cert());
+        reply->set_root_ca(TrustBundle(c.ca()));
         if (role == v1::NodeSpec::ROLE_MANAGER) {
           // Over mutual TLS to the holder of a manager token: it will open
           // the sealed state (secrets, the CA key) like every manager.
@@ -205,7 +316,7 @@ class MembershipService final : public v1::Membership::CallbackService {
     }
     Manager* m = d_->manager();
     transport::Peer peer = transport::PeerOf(*ctx);
-    grpc::Status ok = peer.has_cert ? Expired(peer)
+    grpc::Status ok = peer.has_cert ? ExpiredCertificate(peer)
                                     : grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                                                    "renewal needs the node's current certificate");
     if (ok.ok() && peer.cert.role == ca::Role::kClient) {
@@ -235,7 +346,7 @@ class MembershipService final : public v1::Membership::CallbackService {
       auto info = ca::ParseCertificate(*cert);
       if (!info.ok()) return r->Finish(Grpc(info.error()));
       reply->set_certificate(*cert);
-      reply->set_root_ca(c->ca().root_cert());
+      reply->set_root_ca(TrustBundle(c->ca()));
       if (n->spec().desired_role() == v1::NodeSpec::ROLE_MANAGER) {
         auto key = d->at_rest_->DataKeyForJoin();
         if (key.ok()) reply->set_data_key(*key);
@@ -243,7 +354,8 @@ class MembershipService final : public v1::Membership::CallbackService {
       r->Finish(grpc::Status::OK);
       // Recorded when Raft can commit it (not waited for: see above).
       std::string subject = peer.cert.subject;
-      RecordSerial(m, subject, info->serial, 10, [subject](Status s) {
+      std::string issuer = ca::Digest(IssuingRoot(c->ca()));
+      RecordSerial(m, subject, info->serial, issuer, 10, [subject](Status s) {
         if (s.ok()) return;
         std::fprintf(stderr, "shoal daemon: the renewed certificate of %s is not recorded: %s\n",
                      subject.c_str(), s.ToString().c_str());
@@ -310,7 +422,7 @@ class MembershipService final : public v1::Membership::CallbackService {
         mut.set_expected_version(c.meta().version());
         *mut.mutable_cluster() = c;
         reply->set_certificate(*cert);
-        reply->set_root_ca(c.ca().root_cert());
+        reply->set_root_ca(TrustBundle(c.ca()));
         m->Propose({mut}, "issue-client", [r](Status s, uint64_t) { r->Finish(Grpc(s)); });
       });
     });
@@ -352,67 +464,6 @@ std::string NewJoinToken(const v1::ClusterCA& c, v1::NodeSpec::Role role,
   return ca::FormatToken({ca::Digest(c.root_cert()), CaRole(role), secret});
 }
 
-grpc::Status AuthorizeControl(const transport::Peer& peer, const store::State& state) {
-  if (peer.local) return grpc::Status::OK;
-  if (!peer.has_cert) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "no client certificate: the cluster port needs one (issue one with "
-                        "`shoal cluster ca --issue-client NAME` on a manager, then use "
-                        "`shoal --host tcp://HOST:PORT --tls-dir DIR`)");
-  }
-  if (grpc::Status s = Expired(peer); !s.ok()) return s;
-  const std::string& who = peer.cert.subject;
-  switch (peer.cert.role) {
-    case ca::Role::kWorker:
-      return Denied("node " + who +
-                    " holds a worker certificate: only managers and client certificates may "
-                    "use the control API");
-    case ca::Role::kManager: {
-      const v1::Node* n = state.Get<v1::Node>(who);
-      if (!n) return Denied("node " + who + " is not in this cluster (removed?)");
-      if (n->spec().desired_role() != v1::NodeSpec::ROLE_MANAGER) {
-        return Denied("node " + who + " is no longer a manager of this cluster");
-      }
-      return grpc::Status::OK;
-    }
-    case ca::Role::kClient: {
-      const v1::Cluster* c = ClusterOf(state);
-      if (c) {
-        for (const auto& ic : c->ca().clients()) {
-          if (ic.subject() == who && ic.serial() == peer.cert.serial) return grpc::Status::OK;
-        }
-      }
-      return Denied("client certificate " + who +
-                    " has been revoked or replaced: issue a new one with `shoal cluster ca "
-                    "--issue-client`");
-    }
-  }
-  return Denied("unknown certificate role");
-}
-
-// Node-to-manager and manager-to-manager connections live long: their
-// certificates' dates are checked at the handshake, and the server closes
-// every connection after a while (ServerConnectionAge) so that a renewed
-// certificate is presented and an expired one stops working.
-grpc::Status AuthorizeNode(const transport::Peer& peer, const std::string& node_id) {
-  if (peer.local) return grpc::Status::OK;
-  if (!peer.has_cert || peer.cert.role == ca::Role::kClient) {
-    return Denied("the dispatcher needs the node's own certificate");
-  }
-  if (peer.cert.subject != node_id) {
-    return Denied("the certificate of node " + peer.cert.subject + " may not act for node " +
-                  node_id);
-  }
-  return grpc::Status::OK;
-}
-
-grpc::Status AuthorizeRaft(const transport::Peer& peer) {
-  if (!peer.has_cert || peer.cert.role != ca::Role::kManager) {
-    return Denied("only managers may send Raft messages");
-  }
-  return grpc::Status::OK;
-}
-
 int64_t CertValiditySeconds() {
   const char* env = std::getenv("SHOAL_CERT_VALIDITY");
   if (env && *env) {
@@ -430,14 +481,19 @@ std::chrono::milliseconds ServerConnectionAge() {
 
 Result<std::string> Daemon::Impl::SignWithClusterCA(const v1::Cluster& c, const std::string& csr,
                                                     const std::string& subject, ca::Role role) {
+  // During a rotation the new key signs, and the cross-signed root goes
+  // with every certificate.
+  const v1::ClusterCA& cc = c.ca();
+  const std::string& sealed = cc.has_rotation() ? cc.rotation().new_sealed_key() : cc.sealed_key();
   std::lock_guard<std::mutex> lock(ca_mu_);
-  if (ca_sealed_.empty() || ca_sealed_ != c.ca().sealed_key()) {
-    auto key = UnsealCaKey(*at_rest_, c.ca().sealed_key());
+  if (ca_sealed_.empty() || ca_sealed_ != sealed) {
+    auto key = UnsealCaKey(*at_rest_, sealed);
     if (!key.ok()) return key.error();
     ca_.key_pem = std::move(key).value();
-    ca_sealed_ = c.ca().sealed_key();
+    ca_sealed_ = sealed;
   }
-  ca_.cert_pem = c.ca().root_cert();
+  ca_.cert_pem = IssuingRoot(cc);
+  ca_.chain_pem = cc.has_rotation() ? cc.rotation().cross_signed_cert() : "";
   ca::IssueRequest ir;
   ir.csr_pem = csr;
   ir.subject = subject;
@@ -449,97 +505,41 @@ Result<std::string> Daemon::Impl::SignWithClusterCA(const v1::Cluster& c, const 
   return ca::Sign(ca_, ir);
 }
 
-transport::ClientTls Daemon::Impl::tls() {
-  std::lock_guard<std::mutex> lock(tls_mu_);
-  if (!tls_.creds) tls_ = transport::WatchedClientTls(tls_files_);
-  return tls_;
-}
-
-Status Daemon::Impl::InstallCertificate(const std::string& root_pem, const std::string& key_pem,
-                                        const std::string& cert_pem) {
-  auto info = ca::ParseCertificate(cert_pem);
-  if (!info.ok()) return info.error();
-  if (Status s = transport::WriteTlsFiles(tls_files_, root_pem, key_pem, cert_pem); !s.ok()) {
-    return s;
-  }
-  std::lock_guard<std::mutex> lock(tls_mu_);
-  double u = std::uniform_real_distribution<double>(0, 1)(rng_);
-  renew_at_ = ca::RenewAt(info->not_before, info->not_after, u);
-  renew_retry_at_ = 0;
-  cert_role_ = info->role;
-  return Status::Ok();
-}
-
-Status Daemon::Impl::RenewCertificate(std::string* data_key) {
-  auto key = ca::NewPrivateKey();
-  if (!key.ok()) return key.error();
-  auto csr = ca::CreateCsr(*key);
-  if (!csr.ok()) return csr.error();
-  std::vector<std::string> targets;
-  if (dispatcher_client_) targets = dispatcher_client_->managers();
-  // Not this node itself: a worker just promoted has no manager's certificate yet.
-  std::erase(targets, identity_.advertise_addr());
-  if (targets.empty()) {
-    for (const auto& m : identity_.managers()) targets.push_back(m.addr());
-    if (identity_.role() == v1::NodeSpec::ROLE_MANAGER) {
-      targets.push_back(identity_.advertise_addr());
-    }
-  }
-  v1::RenewCertificateRequest req;
-  req.set_csr(*csr);
-  grpc::Status s(grpc::StatusCode::UNAVAILABLE, "no manager known");
-  v1::CertificateReply out;
-  std::string via;
-  for (size_t i = 0; i < targets.size() && i < 8; ++i) {
-    via = targets[i];
-    auto stub = v1::Membership::NewStub(transport::Dial(via, tls()));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::Status got = stub->RenewCertificate(&ctx, req, &out);
-    // Keep a manager's answer over a failure to reach one.
-    if (got.ok() || got.error_code() != grpc::StatusCode::UNAVAILABLE ||
-        s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      s = got;
-    }
-    if (s.ok()) break;
-    auto at = got.error_message().find("leader at ");
-    if (got.error_code() == grpc::StatusCode::FAILED_PRECONDITION && at != std::string::npos &&
-        at + 10 < got.error_message().size()) {
-      targets.push_back(got.error_message().substr(at + 10));
-    }
-  }
-  if (!s.ok())
-    return {Code::kUnavailable, "certificate renewal via " + via + ": " + s.error_message()};
-  if (!ca::KeyMatches(*key, out.certificate())) {
-    return Internal("renewal via " + via + ": the certificate is not for our key");
-  }
-  if (Status v = ca::Verify(out.certificate(), out.root_ca(), NowUnix()); !v.ok()) return v;
-  if (data_key) *data_key = out.data_key();
-  return InstallCertificate(out.root_ca(), *key, out.certificate());
-}
-
-void Daemon::Impl::WaitServerCertificate(const std::string& cert_pem,
-                                         std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string addr = identity_.advertise_addr();
-  while (std::chrono::steady_clock::now() < deadline) {
-    grpc::ChannelArguments args;
-    // A fresh connection each time, not one shared with earlier probes.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto stub =
-        v1::Membership::NewStub(transport::Dial(addr, transport::UnverifiedClientTls(), args));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
-    v1::GetRootCAReply out;
-    (void)stub->GetRootCA(&ctx, v1::GetRootCARequest(), &out);
-    if (auto auth = ctx.auth_context()) {
-      auto pems = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-      if (!pems.empty() && std::string(pems.front().data(), pems.front().size()) == cert_pem) {
-        return;
+void Daemon::Impl::MaybeFinishRootRotation() {
+  Manager* m = manager();
+  if (!m) return;
+  m->Post([m] {
+    if (!m->is_leader()) return;
+    const store::State& state = m->store().state();
+    const v1::Cluster* c = ClusterOf(state);
+    if (!c || !c->ca().has_rotation()) return;
+    v1::RootRotationStatus st;
+    FillRotationStatus(state, &st);
+    if (st.nodes_done() < st.nodes_total()) return;
+    // Every node holds a certificate from the new root: it becomes the root,
+    // the old one leaves the bundle (nodes see it at their next check), and
+    // the join tokens pin the new root with their secrets unchanged.
+    v1::Cluster next = *c;
+    v1::ClusterCA* cc = next.mutable_ca();
+    cc->set_root_cert(c->ca().rotation().new_root_cert());
+    cc->set_sealed_key(c->ca().rotation().new_sealed_key());
+    cc->clear_rotation();
+    next.mutable_join_tokens()->set_worker(Repin(c->join_tokens().worker(), cc->root_cert()));
+    next.mutable_join_tokens()->set_manager(Repin(c->join_tokens().manager(), cc->root_cert()));
+    v1::Mutation mut;
+    mut.set_expected_version(c->meta().version());
+    *mut.mutable_cluster() = std::move(next);
+    m->Propose({mut}, "finish-root-rotation", [](Status s, uint64_t) {
+      // A concurrent change of the cluster (or this same proposal made on the
+      // previous tick) fails the version check; the next tick looks again.
+      if (s.ok()) {
+        std::fprintf(stderr, "shoal daemon: root rotation complete\n");
+      } else if (s.code() != Code::kFailedPrecondition) {
+        std::fprintf(stderr, "shoal daemon: finishing the root rotation: %s\n",
+                     s.ToString().c_str());
       }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    });
+  });
 }
 
 }  // namespace shoal::manager

@@ -201,9 +201,11 @@ class PerfRecord {
       if (!freopen("/dev/null", "w", stdout) || !freopen((out + ".log").c_str(), "w", stderr)) {
         _exit(127);
       }
-      // DWARF call graphs: the build keeps no frame pointers.
-      execlp("perf", "perf", "record", "-F", "49", "--call-graph", "dwarf,16384", "-p", p.c_str(),
-             "-o", out.c_str(), static_cast<char*>(nullptr));
+      // DWARF call graphs: the build keeps no frame pointers. SHOAL_PERF_HZ
+      // raises the rate (49 keeps the recording's own cost small).
+      const char* hz = std::getenv("SHOAL_PERF_HZ");
+      execlp("perf", "perf", "record", "-F", hz != nullptr ? hz : "49", "--call-graph",
+             "dwarf,16384", "-p", p.c_str(), "-o", out.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
   }

@@ -193,6 +193,8 @@ int main(int argc, char** argv) {
                  "[--prefix sim] [--join-parallel 16] [--stats SECONDS]\n");
     return 2;
   }
+  // Before any gRPC thread exists (Agent::Open would do it too).
+  shoal::agent::DisableMutexDeadlockDetection();
   // A LevelDB per node holds a few descriptors; ask for the hard limit.
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

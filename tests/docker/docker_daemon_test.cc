@@ -5,14 +5,21 @@
 // nodes of one cluster sharing the engine: a stack of several services with
 // a network, a secret, a config, a named volume, ingress and host ports and a
 // healthcheck; a replaced container, an adopting restart, `stack rm --volumes`.
+// And the routing mesh: an ingress port answers on a node that runs no task
+// of the service (each node on its own --ingress-addr).
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "create.h"
 #include "docker_test_util.h"
@@ -260,44 +267,72 @@ std::map<std::string, int> ContainersPerNode(const std::string& stack) {
   return per_node;
 }
 
+// Two daemons of one cluster on the shared engine, n1 the manager and n2 a
+// worker that joined it, with their data and sockets under `dir`.
+// `ingress_addr` gives a node its own --ingress-addr (as two hosts would
+// have), else the default. REQUIREs each step.
+struct TwoNodes {
+  TwoNodes(const std::string& stack, const std::string& what,
+           std::map<std::string, std::string> ingress = {})
+      : stack(stack),
+        dir(fs::temp_directory_path() / ("shoal-dtest-" + what + "-" + stack)),
+        ingress_addr(std::move(ingress)) {
+    fs::remove_all(dir);
+    fs::create_directories(dir / "n1");
+    fs::create_directories(dir / "n2");
+    n1.emplace(dir / "n1", Args("n1"));
+    REQUIRE(n1->WaitReady());
+    const std::string ready = ReadFile(dir / "n1" / "daemon.out");
+    const int port = std::stoi(ready.substr(ready.find("READY ") + 6));
+    REQUIRE(
+        Sh(Cli("n1") + "cluster init --advertise-addr 127.0.0.1:" + std::to_string(port)).code ==
+        0);
+    CmdResult token = Sh(Cli("n1") + "cluster join-token worker");
+    INFO(token.out);
+    const size_t at = token.out.find("SHOAL-1-");
+    REQUIRE(at != std::string::npos);
+    const std::string t = token.out.substr(at, token.out.find_first_of(" \n", at) - at);
+    n2.emplace(dir / "n2", Args("n2"));
+    REQUIRE(n2->WaitReady());
+    CmdResult join =
+        Sh(Cli("n2") + "cluster join --token " + t + " 127.0.0.1:" + std::to_string(port));
+    INFO(join.out << "\n" << n2->Log());
+    REQUIRE(join.code == 0);
+  }
+  // The daemon flags of node `n` (also to start it again).
+  std::vector<std::string> Args(const std::string& n) const {
+    std::vector<std::string> args = {"--data-dir",    (dir / n / "data").string(),
+                                     "--listen",      "127.0.0.1:0",
+                                     "--hostname",    stack + "-" + n,
+                                     "--executor",    "docker",
+                                     "--docker-host", EngineHost(),
+                                     "--socket",      (dir / n / "shoal.sock").string()};
+    if (auto it = ingress_addr.find(n); it != ingress_addr.end()) {
+      args.insert(args.end(), {"--ingress-addr", it->second});
+    }
+    return args;
+  }
+  // The CLI of node `n`, ready for its arguments.
+  std::string Cli(const std::string& n) const {
+    return std::string("SHOAL_HOST=unix://") + (dir / n / "shoal.sock").string() + " " +
+           SHOAL_BINARY + " ";
+  }
+
+  const std::string stack;
+  const fs::path dir;
+  const std::map<std::string, std::string> ingress_addr;
+  std::optional<Daemon> n1, n2;
+};
+
 TEST_CASE("docker: two nodes of one cluster share an engine, each running its own tasks",
           "[docker][daemon]") {
   const std::string stack = "dn" + std::to_string(getpid());
   StackLeftovers leftovers{stack};
-  const fs::path dir = fs::temp_directory_path() / ("shoal-dtest-nodes-" + stack);
-  fs::remove_all(dir);
-  fs::create_directories(dir / "n1");
-  fs::create_directories(dir / "n2");
-  auto node_args = [&](const std::string& n) {
-    return std::vector<std::string>{"--data-dir",    (dir / n / "data").string(),
-                                    "--listen",      "127.0.0.1:0",
-                                    "--hostname",    stack + "-" + n,
-                                    "--executor",    "docker",
-                                    "--docker-host", EngineHost(),
-                                    "--socket",      (dir / n / "shoal.sock").string()};
-  };
-  Daemon n1(dir / "n1", node_args("n1"));
-  REQUIRE(n1.WaitReady());
-  const std::string ready = ReadFile(dir / "n1" / "daemon.out");
-  const int port = std::stoi(ready.substr(ready.find("READY ") + 6));
-  auto cli = [&](const std::string& n) {
-    return std::string("SHOAL_HOST=unix://") + (dir / n / "shoal.sock").string() + " " +
-           SHOAL_BINARY + " ";
-  };
-  REQUIRE(Sh(cli("n1") + "cluster init --advertise-addr 127.0.0.1:" + std::to_string(port)).code ==
-          0);
-  CmdResult token = Sh(cli("n1") + "cluster join-token worker");
-  INFO(token.out);
-  const size_t at = token.out.find("SHOAL-1-");
-  REQUIRE(at != std::string::npos);
-  const std::string t = token.out.substr(at, token.out.find_first_of(" \n", at) - at);
-
-  Daemon n2(dir / "n2", node_args("n2"));
-  REQUIRE(n2.WaitReady());
-  CmdResult join =
-      Sh(cli("n2") + "cluster join --token " + t + " 127.0.0.1:" + std::to_string(port));
-  INFO(join.out << "\n" << n2.Log());
-  REQUIRE(join.code == 0);
+  TwoNodes nodes(stack, "nodes");
+  const fs::path& dir = nodes.dir;
+  Daemon& n1 = *nodes.n1;
+  Daemon& n2 = *nodes.n2;
+  auto cli = [&](const std::string& n) { return nodes.Cli(n); };
 
   std::ofstream(dir / "index.html") << "hello from a container\n";
   std::ofstream(dir / "key.txt") << "k3y\n";
@@ -374,7 +409,7 @@ services:
   // same ones keep running) and starts no second copy.
   const std::vector<std::string> running = StackContainers(stack, true);
   n2.Kill();
-  Daemon n2b(dir / "n2", node_args("n2"));
+  Daemon n2b(dir / "n2", nodes.Args("n2"));
   REQUIRE(n2b.WaitReady());
   // For 6 s (several heartbeats and the agent's reconnect) the same eight
   // containers run: nothing is stopped, started twice or replaced.
@@ -405,6 +440,88 @@ services:
     CHECK((!fs::exists(secrets) || fs::is_empty(secrets)));
   }
   n2b.Stop();
+  n1.Stop();
+  fs::remove_all(dir);
+}
+
+// Whether ip:port refuses a connection (nothing listens there).
+bool Refused(const std::string& ip, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  bool refused = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0;
+  close(fd);
+  return refused;
+}
+
+TEST_CASE("docker: an ingress port answers on every node, also where no task runs",
+          "[docker][daemon][ingress]") {
+  const std::string stack = "dm" + std::to_string(getpid());
+  StackLeftovers leftovers{stack};
+  // Each node serves ingress ports on its own loopback address, as two
+  // hosts would on theirs.
+  const std::map<std::string, std::string> addr = {{"n1", "127.0.0.2"}, {"n2", "127.0.0.3"}};
+  TwoNodes nodes(stack, "mesh", addr);
+  const fs::path& dir = nodes.dir;
+  Daemon& n1 = *nodes.n1;
+  Daemon& n2 = *nodes.n2;
+  auto cli = [&](const std::string& n) { return nodes.Cli(n); };
+
+  // One replica, pinned to n1.
+  // Below the ephemeral range the engine picks host ports from (32768-).
+  const int ingress_port = 20000 + (getpid() + 12007) % 12000;
+  std::ofstream(dir / "stack.yml") << "name: " << stack << R"(
+services:
+  web:
+    image: shoal-busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; mkdir -p /www; echo hello from the mesh > /www/index.html; httpd -f -p 8080 -h /www & wait"]
+    ports:
+      - ")" << ingress_port << R"(:8080"
+    deploy:
+      replicas: 1
+      restart_policy: {condition: any, delay: 0s}
+      placement:
+        constraints: ["node.hostname == )"
+                                   << stack << R"(-n1"]
+)";
+  CmdResult r = Sh(cli("n1") + "deploy --timeout 60 " + (dir / "stack.yml").string());
+  INFO(r.out << "\n" << n1.Log() << "\n" << n2.Log());
+  REQUIRE(r.code == 0);
+  auto per_node = ContainersPerNode(stack);
+  REQUIRE(per_node.size() == 1);
+
+  // n2 runs no task of web, yet its ingress address answers (forwarded to
+  // n1's task through the host port n1's engine bound); so does n1's.
+  auto answers = [&](const std::string& n) {
+    return HttpGet(addr.at(n), ingress_port).find("hello from the mesh") != std::string::npos;
+  };
+  CHECK(Eventually([&] { return answers("n2"); }, 20s));
+  CHECK(Eventually([&] { return answers("n1"); }, 10s));
+
+  // The task's container is killed: the replacement (on n1 again) is
+  // reachable through n2 as well.
+  std::vector<std::string> before = StackContainers(stack, true);
+  REQUIRE(before.size() == 1);
+  REQUIRE(Client().Call("POST", "/containers/" + before[0] + "/kill?signal=SIGKILL")->status ==
+          204);
+  CHECK(Eventually(
+      [&] {
+        auto now = StackContainers(stack, true);
+        return now.size() == 1 && now[0] != before[0];
+      },
+      30s));
+  CHECK(Eventually([&] { return answers("n2"); }, 20s));
+  CHECK(answers("n1"));
+
+  // The service goes: the port stops listening on every node.
+  r = Sh(cli("n1") + "stack rm " + stack);
+  CHECK(r.code == 0);
+  CHECK(Eventually([&] { return Refused(addr.at("n1"), ingress_port); }, 30s));
+  CHECK(Eventually([&] { return Refused(addr.at("n2"), ingress_port); }, 30s));
+  CHECK(Eventually([&] { return StackContainers(stack, false).empty(); }, 30s));
+  n2.Stop();
   n1.Stop();
   fs::remove_all(dir);
 }

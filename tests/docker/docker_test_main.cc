@@ -83,12 +83,14 @@ std::vector<std::string> NodeContainers(const std::string& node) {
   return ids;
 }
 
-std::string HttpGet(int port) {
+std::string HttpGet(int port) { return HttpGet("127.0.0.1", port); }
+
+std::string HttpGet(const std::string& ip, int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   timeval tv{2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string out;

@@ -111,8 +111,9 @@ void StopAndRemove(Executor& ex, const std::string& id);
 // Ids of the engine's containers labelled with `node` (all states).
 std::vector<std::string> NodeContainers(const std::string& node);
 
-// GET / from 127.0.0.1:port; "" when nothing answers.
+// GET / from 127.0.0.1:port (or ip:port); "" when nothing answers.
 std::string HttpGet(int port);
+std::string HttpGet(const std::string& ip, int port);
 
 // Runs `until` every 10 ms until it holds or `timeout` passes.
 bool Eventually(const std::function<bool()>& until, std::chrono::milliseconds timeout = 20s);

@@ -119,7 +119,8 @@ TEST_CASE("docker: the create body carries every field of the spec", "[docker]")
   CHECK(d["Healthcheck"]["Interval"].GetInt64() == 1'000'000'000);
   CHECK(d["Healthcheck"]["Retries"].GetInt() == 2);
   CHECK(d["ExposedPorts"].HasMember("80/tcp"));
-  CHECK_FALSE(d["ExposedPorts"].HasMember("443/tcp"));  // ingress: not by the executor
+  // An ingress target gets a host port the engine picks, for the mesh.
+  CHECK(d["ExposedPorts"].HasMember("443/tcp"));
   const auto& h = d["HostConfig"];
   CHECK(std::string(h["GroupAdd"][0].GetString()) == "audio");
   CHECK(std::string(h["Dns"][0].GetString()) == "1.1.1.1");
@@ -138,6 +139,7 @@ TEST_CASE("docker: the create body carries every field of the spec", "[docker]")
   CHECK(std::string(h["LogConfig"]["Type"].GetString()) == "json-file");
   CHECK(std::string(h["LogConfig"]["Config"]["max-size"].GetString()) == "1m");
   CHECK(std::string(h["PortBindings"]["80/tcp"][0]["HostPort"].GetString()) == "8080");
+  CHECK(std::string(h["PortBindings"]["443/tcp"][0]["HostPort"].GetString()).empty());
   CHECK(std::string(h["NetworkMode"].GetString()) == "shop_default");
   REQUIRE(h["Mounts"].Size() == 4);
   CHECK(std::string(h["Mounts"][0]["Type"].GetString()) == "volume");

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "grpc_util.h"
 #include "shoal/ca/ca.h"
 #include "shoal/v1/cluster.grpc.pb.h"
 #include "shoal/v1/raft_service.grpc.pb.h"
@@ -21,37 +22,11 @@ namespace {
 
 using std::chrono::seconds;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The node id (CN) and serial of a node's current certificate.
 ca::CertInfo CertOf(const ShoalCluster& c, const std::string& name) {
   auto info = ca::ParseCertificate(Slurp(c.Certs(name) + "/cert.pem"));
   REQUIRE(info.ok());
   return *info;
-}
-
-// A channel to `addr` with the certificate in `dir`, checking that the
-// server is a manager, as nodes dial.
-std::shared_ptr<grpc::Channel> DialWith(const std::string& addr, const std::string& dir) {
-  grpc::SslCredentialsOptions o;
-  o.pem_root_certs = Slurp(dir + "/ca.pem");
-  o.pem_cert_chain = Slurp(dir + "/cert.pem");
-  o.pem_private_key = Slurp(dir + "/key.pem");
-  grpc::ChannelArguments args;
-  args.SetSslTargetNameOverride("shoal-manager");
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(addr, grpc::SslCredentials(o), args);
-}
-
-std::unique_ptr<grpc::ClientContext> Deadline() {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + seconds(10));
-  return ctx;
 }
 
 grpc::Status Heartbeat(const std::string& addr, const std::string& dir, const std::string& id) {
@@ -112,6 +87,47 @@ TEST_CASE("tls: a join pins the CA named by the token before it sends the token"
   CHECK(CertOf(c, "w1").role == ca::Role::kWorker);
   CHECK((fs::status(c.Certs("w1") + "/key.pem").permissions() & fs::perms::others_read) ==
         fs::perms::none);
+}
+
+TEST_CASE("tls: a join without a token is refused; a worker token never yields a manager") {
+  ShoalCluster c;
+  REQUIRE(c.Start("m1") != 0);
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  // As a joining node calls: TLS that checks the manager against the root,
+  // no client certificate yet, a CSR for a key made here.
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = Slurp(c.Certs("m1") + "/ca.pem");
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("shoal-manager");
+  auto stub = v1::Membership::NewStub(
+      grpc::CreateCustomChannel(c.addr("m1"), grpc::SslCredentials(o), args));
+  auto key = ca::NewPrivateKey();
+  REQUIRE(key.ok());
+  auto csr = ca::CreateCsr(*key);
+  REQUIRE(csr.ok());
+  v1::AdmitRequest req;
+  req.set_csr(*csr);
+  req.set_advertise_addr("127.0.0.1:1");
+  v1::AdmitReply out;
+  grpc::Status none = stub->Admit(Deadline().get(), req, &out);
+  INFO(none.error_message());
+  CHECK(none.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(none.error_message().find("without a join token") != std::string::npos);
+  CHECK(c.Cli("m1", {"node", "ls"}).out.find("127.0.0.1:1") == std::string::npos);
+
+  // The token decides the role, whatever the node asks: a worker token
+  // gives a worker certificate and no Raft membership.
+  req.set_token(TokenFrom(init.out, "worker"));
+  grpc::Status as_worker = stub->Admit(Deadline().get(), req, &out);
+  INFO(as_worker.error_message());
+  REQUIRE(as_worker.ok());
+  CHECK(out.role() == v1::NodeSpec::ROLE_WORKER);
+  CHECK(out.raft_id() == 0);
+  auto cert = ca::ParseCertificate(out.certificate());
+  REQUIRE(cert.ok());
+  CHECK(cert->role == ca::Role::kWorker);
+  CHECK(cert->subject == out.node_id());
 }
 
 TEST_CASE("tls: join requests are limited per address, with a clear error") {
@@ -277,6 +293,50 @@ TEST_CASE("tls: node certificates renew by themselves before they expire") {
   CliResult inspect = c.Cli("m1", {"node", "inspect", CertOf(c, "w1").subject});
   INFO(inspect.out);
   CHECK(inspect.out.find(CertOf(c, "w1").serial) != std::string::npos);
+}
+
+TEST_CASE("tls: a node whose certificate expired while it was down is told to rejoin, and can") {
+  ShoalCluster c;
+  // A 10 s validity (the least the hidden setting takes).
+  setenv("SHOAL_CERT_VALIDITY", "10", 1);
+  bool started = c.Start("m1") != 0 && c.Start("w1") != 0;
+  unsetenv("SHOAL_CERT_VALIDITY");
+  REQUIRE(started);
+  int w1_port = c.port("w1");
+  CliResult init = c.Cli("m1", {"cluster", "init", "--advertise-addr", c.addr("m1")});
+  REQUIRE(init.code == 0);
+  std::string token = TokenFrom(init.out, "worker");
+  REQUIRE(c.Cli("w1", {"cluster", "join", "--token", token, c.addr("m1")}).code == 0);
+  ca::CertInfo old = CertOf(c, "w1");
+  c.Kill("w1");
+  // Down past its certificate's end (the manager renews its own meanwhile).
+  std::this_thread::sleep_for(
+      seconds(std::max<int64_t>(0, old.not_after + 1 - static_cast<int64_t>(std::time(nullptr)))));
+  REQUIRE(c.Start("w1", {}, w1_port) == w1_port);
+  CliResult again = c.Cli("w1", {"cluster", "join", "--token", token, c.addr("m1")});
+  INFO(again.out);
+  CHECK(again.code != 0);
+  CHECK(again.out.find("this node's certificate expired at ") != std::string::npos);
+  CHECK(again.out.find("shoal cluster join --token") != std::string::npos);
+  CHECK(again.out.find(old.subject) != std::string::npos);
+  // Leave (the daemon exits), start again, join: a new node with a new certificate.
+  REQUIRE(c.Cli("w1", {"cluster", "leave", "--force"}).code == 0);
+  REQUIRE(Eventually([&] { return c.Start("w1", {}, w1_port) == w1_port; }, seconds(10)));
+  CliResult rejoin = c.Cli("w1", {"cluster", "join", "--token", token, c.addr("m1")});
+  INFO(rejoin.out);
+  REQUIRE(rejoin.code == 0);
+  ca::CertInfo fresh = CertOf(c, "w1");
+  CHECK(fresh.subject != old.subject);
+  CHECK(fresh.not_after > static_cast<int64_t>(std::time(nullptr)));
+  CliResult ls;
+  CHECK(Eventually(
+      [&] {
+        ls = c.Cli("m1", {"node", "ls"});
+        return ls.out.find(fresh.subject) != std::string::npos;
+      },
+      seconds(10)));
+  INFO(ls.out);
+  CHECK(c.Cli("m1", {"node", "rm", "--force", old.subject}).code == 0);
 }
 
 }  // namespace shoal::testing

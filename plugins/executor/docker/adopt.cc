@@ -119,6 +119,8 @@ Status DockerExecutor::Impl::Adopt() {
       ApplyInspect(*c, ins->body);
       c->networks = AttachedNetworks(ins->body);
       c->ip = ContainerIp(ins->body, c->networks.empty() ? std::string() : c->networks.front());
+      // Every published target: the spec that says which are ingress comes later.
+      c->obs.ports = docker::IngressHostPorts(ins->body, {});
     } else if (ins.ok() && ins->status == 404) {
       continue;  // removed meanwhile
     }

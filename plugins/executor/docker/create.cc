@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "shoal/executor/signals.h"
 
@@ -247,9 +248,24 @@ std::string CreateBody(const v1::Task& task, const std::string& node_id,
   if (spec.healthcheck().test_size() > 0) WriteHealthcheck(w, spec.healthcheck());
 
   std::vector<const v1::PortConfig*> host_ports;
+  std::set<std::string> bound;  // one binding per target: JSON keys are unique
   for (const v1::PortConfig& p : task.endpoint().ports()) {
-    if (p.mode() == v1::PortConfig::PUBLISH_HOST) host_ports.push_back(&p);
+    if (p.mode() == v1::PortConfig::PUBLISH_HOST && bound.insert(PortKey(p)).second) {
+      host_ports.push_back(&p);
+    }
   }
+  // An ingress target gets a host port the engine picks (published 0 here),
+  // through which other nodes' ingress proxies reach the task (the mesh).
+  std::vector<v1::PortConfig> mesh;
+  for (const v1::PortConfig& p : task.endpoint().ports()) {
+    if (p.mode() != v1::PortConfig::PUBLISH_INGRESS || p.published() == 0) continue;
+    if (!p.protocol().empty() && p.protocol() != "tcp") continue;
+    if (!bound.insert(PortKey(p)).second) continue;
+    mesh.push_back(p);
+    mesh.back().set_published(0);
+    mesh.back().clear_host_ip();
+  }
+  for (const v1::PortConfig& p : mesh) host_ports.push_back(&p);
   if (!host_ports.empty()) {
     Key(w, "ExposedPorts");
     w.StartObject();

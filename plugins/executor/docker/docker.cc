@@ -392,6 +392,10 @@ void DockerExecutor::RemoveVolumes(const std::vector<std::string>& names) {
   impl_->RemovePendingVolumes();
 }
 
+void DockerExecutor::SetIngress(const v1::IngressTable& table) {
+  impl_->ingress->SetTable(table, impl_->options.node_id);
+}
+
 Result<std::string> DockerExecutor::Logs(const std::string& task_id, uint64_t offset,
                                          size_t max_bytes) {
   Impl& m = *impl_;

@@ -51,6 +51,9 @@ struct Ctr {
   SteadyClock::time_point kill_at;
   bool ingress = false;  // claims ingress ports (IngressProxy)
   std::string ip;        // its address on its first network, once running
+  // The container's Config.StopSignal, once an inspect showed it ("" before):
+  // spares the stop an inspect of its own.
+  std::string stop_signal;
   bool removed = false;  // forgotten by Remove; its kDelete is queued
   std::deque<Op> ops;
   bool busy = false;
@@ -119,7 +122,8 @@ class DockerExecutor::Impl {
   bool events_up = false;
   uint64_t event_connects = 0;
   docker::LineStream* stream = nullptr;  // the event stream being read
-  std::unique_ptr<docker::IngressProxy> ingress = std::make_unique<docker::IngressProxy>();
+  std::unique_ptr<docker::IngressProxy> ingress =
+      std::make_unique<docker::IngressProxy>(options.ingress_addr);
   std::vector<std::thread> workers;
   std::thread event_thread;
 };

@@ -199,6 +199,7 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
   if (inherit_health && ins.ok() && ins->status == 200) ApplyInspect(c, ins->body);
   if (has_ingress && ins.ok() && ins->status == 200) {
     c.ip = ContainerIp(ins->body, nets->empty() ? std::string() : nets->front().name);
+    c.obs.ports = docker::IngressHostPorts(ins->body, IngressPorts(task));
     if (!c.finished && !c.ip.empty()) ingress->SetBackend(c.task_id, c.ip);
   }
 }
@@ -258,6 +259,10 @@ void DockerExecutor::Impl::Signal(Ctr& c, const std::string& signal_in) {
   }
   std::string signal = signal_in;
   if (signal.empty()) {
+    std::lock_guard<std::mutex> lock(mu);
+    signal = c.stop_signal;
+  }
+  if (signal.empty()) {
     // The container's own StopSignal (the image's, or SIGTERM).
     Result<HttpResponse> r = client.Call("GET", "/containers/" + cid + "/json");
     if (r.ok() && r->status == 200) {
@@ -302,6 +307,12 @@ void DockerExecutor::Impl::ApplyInspect(Ctr& c, const std::string& body) {
   if (d.HasParseError() || !d.IsObject()) return;
   if (const auto* config = Member(d, "Config"); config && Member(*config, "Tty")) {
     c.tty = (*config)["Tty"].IsBool() && (*config)["Tty"].GetBool();
+  }
+  if (const auto* config = Member(d, "Config"); config != nullptr) {
+    // Fixed at create: the spec's, else the image's (the engine fills it
+    // in), else SIGTERM, as Signal() would find it.
+    c.stop_signal = StrMember(*config, "StopSignal");
+    if (c.stop_signal.empty()) c.stop_signal = "SIGTERM";
   }
   const rapidjson::Value* state = Member(d, "State");
   if (state == nullptr || c.finished) return;
@@ -418,12 +429,10 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
         j.id = known->second;
         continue;
       }
-      Result<std::string> found = ResolveNetwork(j.name);
-      if (found.ok() && !found->empty()) {
-        nets_known[j.name] = *found;
-        j.id = *found;
-        continue;
-      }
+      // Not listed first: a network that exists already (made by another
+      // node sharing the engine, or before a restart) is refused by name
+      // (409) and found below, and a new one costs one call less on the
+      // first task's way to its start.
       // A bridge network on this engine with the subnet the managers chose.
       // The engine refuses a second network with that subnet, so nodes that
       // share an engine (and race here) end up with one network: the loser's
@@ -471,6 +480,12 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
             break;
           }
           if (r->status == 201) break;  // ours, listed late: join it by name
+          {
+            // Not at shutdown: the workers hold net_mu here in turn, and
+            // StopThreads would wait 3 s for each.
+            std::lock_guard<std::mutex> lock(mu);
+            if (stopping) break;
+          }
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
         if (!j.id.empty() || r->status == 201) continue;

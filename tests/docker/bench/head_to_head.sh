@@ -5,12 +5,21 @@
 # engine's own floor (the same containers created and started straight
 # through the API). Every time is taken by shoal_docker_bench watching the
 # engine: from the command's start until the containers run (or are gone).
+# The floors are taken for (a), (b), (c) and (f), each the best of
+# concurrency 2, 4, 8 and 16 (SHOAL_H2H_FLOOR_CONC), on the default bridge
+# and on a network of their own (floor-net, as a stack's containers are);
+# for (e) and (g) the engine's part alone (10 replacements, 1 container) as
+# a bound on what any orchestrator can reach there.
+# SHOAL_H2H_TRACE=DIR keeps the engine's event timeline of every timed
+# scenario in DIR/<tool>.<scenario> (shoal_docker_bench, SHOAL_BENCH_TRACE).
 #
 #   bash tests/docker/bench/head_to_head.sh [BUILD_DIR]     (as root)
 #
 # Same image (shoal-busybox, FROM scratch), same restart delay (0s), same
 # stop grace period (10s), and a command that exits on SIGTERM. Prints one
-# line per scenario: shoal, Swarm, floor, and the ratios.
+# line per scenario: shoal, Swarm, the floors, and the ratios. The engine
+# lives in SHOAL_H2H_ENGINE (default /tmp/shoal-h2h): give each concurrent
+# user a directory of its own.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 BUILD=${1:-${SHOAL_BUILD_DIR:-build}}
@@ -18,6 +27,7 @@ SHOAL=$(pwd)/$BUILD/src/cli/shoal
 BENCH=$(pwd)/$BUILD/tests/docker/shoal_docker_bench
 ENGINE=${SHOAL_H2H_ENGINE:-/tmp/shoal-h2h}
 RUN=$(mktemp -d /tmp/shoal-h2h-run-XXXXXX)
+[[ -n ${SHOAL_H2H_TRACE:-} ]] && mkdir -p "$SHOAL_H2H_TRACE"
 bash tests/docker/setup_engine.sh "$ENGINE" >/dev/null
 [[ -f $ENGINE/engine.env ]] || { echo "no engine: $(cat "$ENGINE/unavailable")"; exit 1; }
 export DOCKER_HOST
@@ -89,32 +99,62 @@ run() {
   local tool=$1 label
   label=$([[ $tool == swarm ]] && echo com.docker.stack.namespace || echo shoal.stack)
   u() { "$BENCH" "$DOCKER_HOST" until "$@"; }
-  T[$tool.g]=$(u "$(deploy_cmd "$tool" g "$RUN/g.yml")" running "$label=g" 1)
+  # ut SCENARIO ...: timed, with its event timeline kept under SHOAL_H2H_TRACE.
+  ut() {
+    local trace=
+    [[ -n ${SHOAL_H2H_TRACE:-} ]] && trace=$SHOAL_H2H_TRACE/$tool.$1
+    shift
+    SHOAL_BENCH_TRACE=$trace "$BENCH" "$DOCKER_HOST" until "$@"
+  }
+  T[$tool.g]=$(ut g "$(deploy_cmd "$tool" g "$RUN/g.yml")" running "$label=g" 1)
   u "$(rm_cmd "$tool" g)" gone "$label=g" 0 >/dev/null
-  T[$tool.a]=$(u "$(deploy_cmd "$tool" a "$RUN/a.yml")" running "$label=a" 50)
-  T[$tool.f]=$(u "$(rm_cmd "$tool" a)" gone "$label=a" 0)
-  T[$tool.b]=$(u "$(deploy_cmd "$tool" b "$RUN/b.yml")" running "$label=b" 60)
+  T[$tool.a]=$(ut a "$(deploy_cmd "$tool" a "$RUN/a.yml")" running "$label=a" 50)
+  T[$tool.f]=$(ut f "$(rm_cmd "$tool" a)" gone "$label=a" 0)
+  T[$tool.b]=$(ut b "$(deploy_cmd "$tool" b "$RUN/b.yml")" running "$label=b" 60)
   u "$(rm_cmd "$tool" b)" gone "$label=b" 0 >/dev/null
   u "$(deploy_cmd "$tool" c "$RUN/c10.yml")" running "$label=c" 10 >/dev/null
-  T[$tool.c]=$(u "$(scale_cmd "$tool" c_s0 60)" running "$label=c" 60)
+  T[$tool.c]=$(ut c "$(scale_cmd "$tool" c_s0 60)" running "$label=c" 60)
   u "$(rm_cmd "$tool" c)" gone "$label=c" 0 >/dev/null
   u "$(deploy_cmd "$tool" d "$RUN/d1.yml")" running "$label=d" 10 >/dev/null
-  T[$tool.d]=$(u "$(deploy_cmd "$tool" d "$RUN/d2.yml")" running "$label=d" ver=2 10)
+  T[$tool.d]=$(ut d "$(deploy_cmd "$tool" d "$RUN/d2.yml")" running "$label=d" ver=2 10)
   u "$(rm_cmd "$tool" d)" gone "$label=d" 0 >/dev/null
   u "$(deploy_cmd "$tool" e "$RUN/e.yml")" running "$label=e" 20 >/dev/null
-  T[$tool.e]=$("$BENCH" "$DOCKER_HOST" kill-until "$label=e" 10 20)
+  T[$tool.e]=$(SHOAL_BENCH_TRACE=${SHOAL_H2H_TRACE:+$SHOAL_H2H_TRACE/$tool.e} "$BENCH" "$DOCKER_HOST" kill-until "$label=e" 10 20)
   u "$(rm_cmd "$tool" e)" gone "$label=e" 0 >/dev/null
   echo "$tool: done (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-best=
-for c in 1 4 8 16; do
-  t=$("$BENCH" "$DOCKER_HOST" floor 50 "$c" shoal-busybox:latest)
-  echo "floor: 50 containers at concurrency $c: $t s"
-  if [[ -z $best ]] || (($(echo "$t < $best" | bc))); then best=$t; fi
+# floor NAME N [OPTIONS]: the engine's floor for a scenario, the best of the
+# concurrencies in FLOOR_CONC; in T[floor.NAME] (T[floornet.NAME] with net=1).
+FLOOR_CONC=${SHOAL_H2H_FLOOR_CONC:-2 4 8 16}
+floor() {
+  local key=$1 n=$2 best= t c
+  shift 2
+  for c in ${ONLY_CONC:-$FLOOR_CONC}; do
+    # A failed floor (e.g. the engine kept a network) prints nothing: skipped.
+    t=$("$BENCH" "$DOCKER_HOST" floor "$n" "$c" shoal-busybox:latest "$@") || continue
+    echo "floor $key ($n containers $*): concurrency $c: $t s" >&2
+    if [[ -z $best ]] || (($(echo "$t < $best" | bc))); then best=$t; fi
+  done
+  echo "${best:--}"
+}
+# (a)'s 50 containers from nothing, (b) 60, (c) 50 more beside 10 running,
+# (f) 50 stopped and deleted, and as bounds for (e) and (g): (e)'s 10
+# replacements beside 10 running (the kills and deaths not counted) and
+# (g)'s one container; each also on a bridge network of its own with an
+# alias, as a stack's containers are (net=1).
+for v in floor floornet; do
+  net=
+  [[ $v == floornet ]] && net=net=1
+  T[$v.a]=$(floor a 50 $net)
+  T[$v.b]=$(floor b 60 $net)
+  T[$v.c]=$(floor c 50 pre=10 $net)
+  T[$v.f]=$(floor f 50 rm=1 $net)
+  T[$v.e]=$(ONLY_CONC=10 floor e 10 pre=10 $net)
+  T[$v.g]=$(ONLY_CONC=1 floor g 1 $net)
 done
-T[floor.a]=$best
+echo "floors done (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null
 run swarm
@@ -130,7 +170,8 @@ grep -q READY "$RUN/daemon.out" || { cat "$RUN/daemon.log"; exit 1; }
 run shoal
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-printf '%-34s %8s %8s %8s %12s %12s\n' scenario shoal swarm floor shoal/swarm shoal/floor
+printf '%-34s %8s %8s %8s %9s %12s %12s %14s\n' scenario shoal swarm floor floor-net \
+  shoal/swarm shoal/floor shoal/floor-net
 for s in a b c d e f g; do
   case $s in
     a) name="(a) 1 service x 50 replicas" ;;
@@ -141,12 +182,10 @@ for s in a b c d e f g; do
     f) name="(f) remove the 50-replica stack" ;;
     g) name="(g) 1 service x 1 replica" ;;
   esac
-  sh=${T[shoal.$s]} sw=${T[swarm.$s]}
-  fl=${T[floor.a]}
-  ratio=$(echo "scale=2; $sh / $sw" | bc)
-  if [[ $s == a ]]; then
-    printf '%-34s %8s %8s %8s %12s %12s\n' "$name" "$sh" "$sw" "$fl" "$ratio" "$(echo "scale=2; $sh / $fl" | bc)"
-  else
-    printf '%-34s %8s %8s %8s %12s %12s\n' "$name" "$sh" "$sw" "-" "$ratio" "-"
-  fi
+  sh=${T[shoal.$s]} sw=${T[swarm.$s]} fl=${T[floor.$s]:--} fn=${T[floornet.$s]:--}
+  rf=- rn=-
+  [[ $fl != - ]] && rf=$(echo "scale=2; $sh / $fl" | bc)
+  [[ $fn != - ]] && rn=$(echo "scale=2; $sh / $fn" | bc)
+  printf '%-34s %8s %8s %8s %9s %12s %12s %14s\n' "$name" "$sh" "$sw" "$fl" "$fn" \
+    "$(echo "scale=2; $sh / $sw" | bc)" "$rf" "$rn"
 done

@@ -1,6 +1,10 @@
 #include "shoal/dispatcher/dispatcher.h"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
 
 #include "shoal/store/txn.h"
 
@@ -242,8 +246,6 @@ TEST_CASE("stepping down fails parked calls so agents find the new leader") {
   CHECK(got.code() == Code::kUnavailable);
 }
 
-}  // namespace shoal::dispatcher
-
 namespace shoal::dispatcher {
 
 TEST_CASE("applied events wake only the nodes whose tasks changed, and not for statuses") {
@@ -352,6 +354,136 @@ TEST_CASE("status reports whose proposal failed are queued again, unless newer o
   }
   CHECK(again ==
         std::map<std::string, v1::TaskState>{{"t1", v1::TASK_STARTING}, {"t2", v1::TASK_RUNNING}});
+}
+
+}  // namespace shoal::dispatcher
+
+namespace {
+
+// An agent as the dispatcher sees it: what it holds, kept from the replies.
+struct FakeAgent {
+  std::string session;
+  uint64_t generation = 0;
+  bool parked = false;
+  std::map<std::string, std::pair<int, bool>> holds;  // id -> desired, terminal
+  std::vector<std::string> replies;                   // each reply, as "+id" / "-id"
+
+  void Take(const v1::AssignmentsReply& r) {
+    if (r.full()) holds.clear();
+    std::string what = r.full() ? "full" : "";
+    for (const auto& t : r.tasks()) {
+      holds[t.meta().id()] = {t.desired_state(), t.status().state() >= v1::TASK_COMPLETE};
+      what += " +" + t.meta().id();
+    }
+    for (const auto& id : r.removed()) {
+      holds.erase(id);
+      what += " -" + id;
+    }
+    if (r.generation() != 0) generation = r.generation();
+    if (r.full() || r.tasks_size() > 0 || r.removed_size() > 0) replies.push_back(what);
+  }
+};
+
+// Parks one call per node (answered at once when there is news).
+void Poll(Dispatcher& d, const State& state, const std::string& node, FakeAgent& a) {
+  if (a.parked) return;
+  a.parked = true;
+  v1::AssignmentsRequest req;
+  req.set_node_id(node);
+  req.set_session_id(a.session);
+  req.set_known_generation(a.generation);
+  d.Assignments(state, req, 0, [&a](Status s, v1::AssignmentsReply r) {
+    a.parked = false;
+    if (s.ok()) a.Take(r);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("incremental diffs send exactly what a walk over every task of the node sends") {
+  const std::vector<std::string> nodes = {"n1", "n2", "n3"};
+  const v1::TaskState states[] = {v1::TASK_PENDING, v1::TASK_ASSIGNED, v1::TASK_STARTING,
+                                  v1::TASK_RUNNING, v1::TASK_COMPLETE, v1::TASK_FAILED};
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    std::mt19937 rng(seed);
+    Fixture f;
+    for (const auto& n : nodes) f.AddNode(n);
+    // `inc` hears the applied events; `walk` is told only that something
+    // changed, so it diffs every task of every node.
+    Dispatcher inc({}), walk({});
+    inc.BecomeLeader(f.state, 0);
+    walk.BecomeLeader(f.state, 0);
+    std::map<std::string, FakeAgent> ai, aw;
+    for (const auto& n : nodes) {
+      ai[n].session = inc.Heartbeat(f.state, Beat(n), 0)->session_id();
+      aw[n].session = walk.Heartbeat(f.state, Beat(n), 0)->session_id();
+      Poll(inc, f.state, n, ai[n]);
+      Poll(walk, f.state, n, aw[n]);
+    }
+    int next_id = 0;
+    for (int step = 0; step < 200; ++step) {
+      store::Txn txn;
+      std::vector<v1::Mutation> statuses;
+      std::set<std::string> used;
+      int ops = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < ops; ++k) {
+        auto tasks = f.state.List(store::Kind::kTask);
+        int what = static_cast<int>(rng() % 4);
+        if (tasks.empty() || what == 0) {
+          char id[16];
+          std::snprintf(id, sizeof id, "t%03d", next_id++);
+          v1::Task t;
+          t.mutable_meta()->set_id(id);
+          t.set_node_id(nodes[rng() % nodes.size()]);
+          t.set_desired_state(v1::TASK_RUNNING);
+          t.mutable_status()->set_state(states[rng() % 3]);
+          txn.Put(t);
+          used.insert(id);
+          continue;
+        }
+        const v1::Task& t = tasks[rng() % tasks.size()]->task();
+        if (!used.insert(t.meta().id()).second) continue;
+        if (what == 1) {
+          v1::Task next = t;
+          next.set_desired_state(rng() % 2 ? v1::TASK_SHUTDOWN : v1::TASK_RUNNING);
+          if (next.status().state() < v1::TASK_ASSIGNED && rng() % 2) {
+            next.mutable_status()->set_state(v1::TASK_ASSIGNED);  // the scheduler placed it
+          }
+          txn.Put(next);
+        } else if (what == 2) {
+          v1::Mutation m;
+          m.set_op(v1::Mutation::OP_TASK_STATUS);
+          m.mutable_task()->mutable_meta()->set_id(t.meta().id());
+          m.mutable_task()->mutable_status()->set_state(states[2 + rng() % 4]);
+          statuses.push_back(std::move(m));
+        } else {
+          txn.Delete(t);
+        }
+      }
+      std::vector<store::Event> events;
+      v1::Command c = std::move(txn).Build("test", 1);
+      for (auto& m : statuses) *c.mutable_transaction()->add_mutations() = std::move(m);
+      REQUIRE(f.state.Apply(++f.index, c, &events).ok());
+      inc.Changed(f.state, events);
+      walk.Changed(f.state);
+      for (const auto& n : nodes) {
+        Poll(inc, f.state, n, ai[n]);
+        Poll(walk, f.state, n, aw[n]);
+      }
+      for (const auto& n : nodes) {
+        INFO("seed " << seed << " step " << step << " node " << n);
+        REQUIRE(ai[n].replies == aw[n].replies);
+        // And what the agent holds is what it should run: every assigned task.
+        std::map<std::string, std::pair<int, bool>> want;
+        for (const v1::Mutation* m : f.state.Find(store::Kind::kTask, "node", n)) {
+          const v1::Task& t = m->task();
+          if (t.status().state() < v1::TASK_ASSIGNED) continue;
+          want[t.meta().id()] = {t.desired_state(), t.status().state() >= v1::TASK_COMPLETE};
+        }
+        REQUIRE(ai[n].holds == want);
+      }
+    }
+  }
 }
 
 }  // namespace shoal::dispatcher

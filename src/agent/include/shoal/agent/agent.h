@@ -55,7 +55,8 @@ struct AgentOptions {
   // How often the executor is polled.
   std::chrono::milliseconds poll_interval{100};
   // How long a new status waits for the heartbeat that reports it (others
-  // observed meanwhile go with it).
+  // observed meanwhile go with it). Not the exit of a task that should still
+  // run: it goes at once, for the managers to replace it.
   std::chrono::milliseconds report_delay{150};
   // Every this many polls, every task is reconciled, not only those whose
   // assignment or observation changed (a safety net for a Stop the executor
@@ -67,6 +68,14 @@ struct AgentOptions {
   // tests, where a thousand on-disk databases cost seconds and descriptors.
   bool in_memory_store = false;
 };
+
+// Turns off Abseil's mutex deadlock detection for the whole process. Debian
+// builds Abseil without NDEBUG, so every absl::Mutex (gRPC's locks) otherwise
+// records each acquisition in one global graph under one global lock: about
+// 1 us per lock and a point of contention for every gRPC thread. Release
+// builds of Abseil never check; neither do we. Safe to call from any thread,
+// any number of times. Agent::Open and the manager call it.
+void DisableMutexDeadlockDetection();
 
 class Agent {
  public:

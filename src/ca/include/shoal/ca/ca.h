@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "shoal/common/status.h"
 
@@ -35,12 +36,26 @@ Result<std::string> NewPrivateKey();
 struct RootCA {
   std::string cert_pem;
   std::string key_pem;  // secret: stored sealed in the replicated state
+  // Certificates Sign appends after each leaf: during a root rotation the new
+  // root cross-signed by the old key, so that peers still trusting only the
+  // old root accept the new leaves. Empty otherwise.
+  std::string chain_pem;
 };
 
-// A self-signed root: CN "shoal root CA <cluster_id>", CA:TRUE, valid from
-// `now_unix` - 1 h (clock skew) for `validity_seconds`.
+// A self-signed root: CN "shoal root CA <cluster_id>" (then " <label>" when
+// given: a rotated root needs a name of its own, or chain building would take
+// the old root for the new one's issuer), CA:TRUE, valid from `now_unix` - 1 h
+// (clock skew) for `validity_seconds`.
 Result<RootCA> CreateRoot(std::string_view cluster_id, int64_t now_unix,
-                          int64_t validity_seconds = kRootValiditySeconds);
+                          int64_t validity_seconds = kRootValiditySeconds,
+                          std::string_view label = "");
+
+// The root rotation's bridge: a CA certificate with the subject, key and
+// validity of `new_root_pem`, issued by `old_ca` (its name and key). A leaf
+// signed by the new key, sent with this certificate, verifies against the old
+// root alone. InvalidArgument for unreadable input; kInternal if OpenSSL fails.
+Result<std::string> CrossSign(const RootCA& old_ca, std::string_view new_root_pem,
+                              int64_t now_unix);
 
 // A certificate signing request for `key_pem` (subject left empty: the CA
 // decides the subject). InvalidArgument for an unreadable key.
@@ -59,8 +74,15 @@ struct IssueRequest {
 // from now - min(5 min, validity / 10) (clock skew) to now + validity, for
 // client and server use, with subject CN/OU/O as requested and the DNS names
 // "shoal-<role>" and the subject (what channels check the server against).
-// InvalidArgument for a bad CSR or key; kInternal when OpenSSL fails.
+// Returns the leaf followed by `ca.chain_pem`. Only EC P-256/P-384 and RSA
+// keys of at least 2048 bits are certified: InvalidArgument "certificate
+// request refused: ..." otherwise, and for a bad CSR or key; kInternal when
+// OpenSSL fails.
 Result<std::string> Sign(const RootCA& ca, const IssueRequest& request);
+
+// Why the CSR's key is not one the CA certifies ("RSA key of 1024 bits, need
+// >= 2048"), or "" when it is. "unreadable ..." for a CSR that does not parse.
+std::string WeakKeyReason(std::string_view csr_pem);
 
 struct CertInfo {
   std::string subject;  // CN
@@ -75,10 +97,16 @@ struct CertInfo {
 // InvalidArgument when it is not a PEM certificate or has no CN / known OU.
 Result<CertInfo> ParseCertificate(std::string_view cert_pem);
 
-// Checks `cert_pem` against the trusted roots in `roots_pem` (one or more
-// PEM certificates) at time `now_unix`. InvalidArgument naming the reason
-// ("certificate has expired", "unable to get local issuer certificate"...).
+// Checks `cert_pem` (the leaf first; any certificates after it are untrusted
+// intermediates, such as a rotation's cross-signed root) against the trusted
+// roots in `roots_pem` (one or more PEM certificates) at time `now_unix`.
+// InvalidArgument naming the reason ("certificate has expired", "unable to get
+// local issuer certificate"...).
 Status Verify(std::string_view cert_pem, std::string_view roots_pem, int64_t now_unix);
+
+// Each certificate of a PEM bundle, in order, re-encoded as PEM (anything
+// that is not a certificate is dropped).
+std::vector<std::string> SplitCertificates(std::string_view pem);
 
 // True when `key_pem` is the private key of `cert_pem`.
 bool KeyMatches(std::string_view key_pem, std::string_view cert_pem);

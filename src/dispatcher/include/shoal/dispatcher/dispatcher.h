@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "shoal/common/status.h"
+#include "shoal/dispatcher/ingress_table.h"
 #include "shoal/store/state.h"
 #include "shoal/v1/cluster.pb.h"
 
@@ -122,6 +123,14 @@ class Dispatcher {
     bool stale = true;
     // What the agent holds: task id -> what of it was sent.
     std::map<std::string, Sent> sent;
+    // The tasks whose events since the last Diff may change what the agent
+    // holds, so that a Diff costs the change, not every task of the node;
+    // walk_all when the state changed in unknown ways (then every task is
+    // looked at).
+    std::set<std::string> changed;
+    bool walk_all = true;
+    // The ingress table version this session was sent (IngressTracker).
+    uint64_t ingress_sent = 0;
   };
   struct Waiter {
     std::string node_id;
@@ -134,6 +143,14 @@ class Dispatcher {
   // false when there is nothing to say.
   bool Diff(const store::State& state, const std::string& node_id, bool full, Session& s,
             v1::AssignmentsReply* reply);
+  // Diff's tasks: every task of the node, or only those in `s.changed`. Both
+  // update `s.sent` and clear `s.changed`; true when they added anything.
+  bool DiffAll(const store::State& state, const std::string& node_id, bool full, Session& s,
+               v1::AssignmentsReply* reply, std::set<std::string>* secrets,
+               std::set<std::string>* configs);
+  bool DiffChanged(const store::State& state, const std::string& node_id, Session& s,
+                   v1::AssignmentsReply* reply, std::set<std::string>* secrets,
+                   std::set<std::string>* configs);
   // Answers the parked calls of the nodes `wake` lets through.
   template <class Pred>
   void Wake(const store::State& state, Pred wake);
@@ -151,6 +168,7 @@ class Dispatcher {
   std::set<std::string> attention_;  // nodes whose heartbeat wants a node change
   std::vector<v1::ManagerAddr> managers_;
   bool managers_valid_ = false;
+  IngressTracker ingress_;  // the routing mesh's table, sent with assignments
 };
 
 }  // namespace shoal::dispatcher

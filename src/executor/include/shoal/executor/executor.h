@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "shoal/common/status.h"
+#include "shoal/v1/cluster.pb.h"
 #include "shoal/v1/objects.pb.h"
 
 namespace shoal::executor {
@@ -49,6 +50,10 @@ struct Observed {
   // Why it is UNHEALTHY ("health check failed 3 times in a row: exit 1:
   // ..."), "" otherwise. Changes only when `health` does.
   std::string health_message;
+  // Host ports the executor bound for the task's `mode: ingress` targets
+  // (target, protocol, published = the host port), reported in the task's
+  // status for other nodes' ingress proxies; empty for executors without.
+  std::vector<v1::PortConfig> ports;
 };
 
 class Executor {
@@ -97,6 +102,15 @@ class Executor {
   // make (external), or an unknown one is left as it is. The default, for
   // executors without volumes, does nothing. Called on the agent's thread.
   virtual void RemoveVolumes(const std::vector<std::string>& names) { (void)names; }
+
+  // The cluster's ingress table (every service with a `mode: ingress` port
+  // and its running tasks on every node), each time the dispatcher sends a
+  // new one: the whole table, which replaces the previous one. An executor
+  // that publishes ingress ports serves each of them on this node and
+  // forwards to any backend (the routing mesh); problems (a port another
+  // program holds) are its own to report. The default, for executors
+  // without ports (process, sim), ignores it. Called on the agent's thread.
+  virtual void SetIngress(const v1::IngressTable& table) { (void)table; }
 
   // Up to `max_bytes` of the task's captured output (stdout and stderr, in
   // order) from byte `offset`; "" at the end. kNotFound for an unknown task.

@@ -23,6 +23,8 @@ struct DaemonOptions {
   // docker_host, process otherwise (what `--dev` uses unless told).
   std::string executor = "process";
   std::string docker_host = "unix:///var/run/docker.sock";
+  // Where the docker executor serves `mode: ingress` ports (the routing mesh).
+  std::string ingress_addr = "0.0.0.0";
   std::string hostname;  // "" = gethostname()
   dispatcher::Options dispatcher;
   // Stop this node's tasks at shutdown (the dev cluster, whose data dir goes

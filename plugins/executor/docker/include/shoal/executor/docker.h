@@ -44,6 +44,10 @@ struct DockerOptions {
   int workers = 16;
   // The longest a single engine call may take.
   std::chrono::milliseconds request_timeout{60'000};
+  // Where `mode: ingress` ports listen (the routing mesh): every address,
+  // or one of this host's, so that nodes sharing a host each serve the
+  // ports on their own (127.0.0.2, 127.0.0.3 in tests).
+  std::string ingress_addr = "0.0.0.0";
 };
 
 // Ok when a Docker Engine answers at `host` with API 1.41 or later;
@@ -102,6 +106,10 @@ class DockerExecutor final : public Executor {
   // a task's mount), now or, while a container still uses it, after each
   // container this executor deletes. Never waits for containers to go.
   void RemoveVolumes(const std::vector<std::string>& names) override;
+
+  // Serves every ingress port of the table on ingress_addr and forwards to
+  // the tasks of every node (ingress.h). Never waits for the engine.
+  void SetIngress(const v1::IngressTable& table) override;
 
   class Impl;
 
