@@ -199,7 +199,7 @@ TEST_CASE("membership: a bad token is refused and admits nothing; workers join a
   INFO(bad.out);
   CHECK(bad.code == 1);
   CHECK(bad.out.find("invalid join token") != std::string::npos);
-  CHECK(c.Cli("m1", {"node", "ls"}).out.find("w1") == std::string::npos);
+  CHECK(!HasWord(c.Cli("m1", {"node", "ls"}).out, "w1"));
 
   REQUIRE(c.Cli("w1", {"cluster", "join", "--token", worker, c.addr("m1")}).code == 0);
   REQUIRE(c.Cli("w2", {"cluster", "join", "--token", worker, c.addr("m1")}).code == 0);
@@ -347,7 +347,7 @@ TEST_CASE("promote a worker, then demote the first manager; the cluster keeps wo
   CHECK(Eventually([&] { return c.Cli("w1", {"node", "ls"}).code == 0; }, seconds(20)));
   CliResult ls = c.Cli("w1", {"node", "ls"});
   INFO(ls.out);
-  CHECK(ls.out.find("w1") != std::string::npos);
+  CHECK(HasWord(ls.out, "w1"));
 
   CliResult d = c.Cli("w1", {"node", "demote", "m1"});
   INFO(d.out);

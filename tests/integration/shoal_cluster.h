@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +28,17 @@ namespace shoal::testing {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
+
+// Whether `word` stands alone in `text` (a hostname column of `node ls`), not
+// inside another word: node ids are random base-36, so one may hold "w1".
+inline bool HasWord(const std::string& text, const std::string& word) {
+  std::istringstream in(text);
+  std::string w;
+  while (in >> w) {
+    if (w == word) return true;
+  }
+  return false;
+}
 
 template <class Pred>
 inline bool Eventually(Pred pred, milliseconds timeout) {
