@@ -61,6 +61,17 @@ struct TmpfsCleanup {
   }
 };
 
+// A one-service stack whose task holds `value` as its secret `db`; the
+// stack file's path.
+std::string SecretStack(ShoalCluster& c, const std::string& value) {
+  std::ofstream(c.dir() / "db.txt") << value;
+  return c.WriteStack("stack.yml",
+                      "services:\n  app:\n    image: busybox\n    command: [\"/bin/sh\", \"-c\", "
+                      "\"sleep 3600; echo " +
+                          c.marker() +
+                          "\"]\n    secrets: [db]\nsecrets:\n  db:\n    file: ./db.txt\n");
+}
+
 }  // namespace
 
 TEST_CASE("autolock: a restarted locked manager serves nothing until unlocked with its key") {
@@ -70,12 +81,7 @@ TEST_CASE("autolock: a restarted locked manager serves nothing until unlocked wi
   REQUIRE(c.Cli("n1", {"cluster", "init", "--advertise-addr", c.addr("n1")}).code == 0);
   std::string value = "autolock-canary-" + std::to_string(std::random_device{}());
   TmpfsCleanup cleanup{value};
-  std::ofstream(c.dir() / "db.txt") << value;
-  std::string file = c.WriteStack(
-      "stack.yml",
-      "services:\n  app:\n    image: busybox\n    command: [\"/bin/sh\", \"-c\", "
-      "\"sleep 3600; echo " +
-          c.marker() + "\"]\n    secrets: [db]\nsecrets:\n  db:\n    file: ./db.txt\n");
+  std::string file = SecretStack(c, value);
   CliResult dep = c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"});
   INFO(dep.out);
   REQUIRE(dep.code == 0);
@@ -203,12 +209,7 @@ TEST_CASE("data key: a manager that joins gets the cluster's key and opens its s
   REQUIRE(init.code == 0);
   std::string value = "join-canary-" + std::to_string(std::random_device{}());
   TmpfsCleanup cleanup{value};
-  std::ofstream(c.dir() / "db.txt") << value;
-  std::string file = c.WriteStack(
-      "stack.yml",
-      "services:\n  app:\n    image: busybox\n    command: [\"/bin/sh\", \"-c\", "
-      "\"sleep 3600; echo " +
-          c.marker() + "\"]\n    secrets: [db]\nsecrets:\n  db:\n    file: ./db.txt\n");
+  std::string file = SecretStack(c, value);
   REQUIRE(c.Cli("m1", {"deploy", "-c", file, "--timeout", "60", "demo"}).code == 0);
   CliResult join = c.Cli("m2", {"cluster", "join", "--token", TokenFrom(init.out, "manager"),
                                 "--advertise-addr", c.addr("m2"), c.addr("m1")});
