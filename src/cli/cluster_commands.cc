@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "shoal/ca/ca.h"
 #include "shoal/manager/daemon.h"
+#include "shoal/manager/subnets.h"
 #include "shoal/transport/tls.h"
 
 namespace shoal::cli {
@@ -47,7 +48,27 @@ void PrintJoin(const std::string& role, const std::string& token, const std::str
             << "    shoal cluster join --token " << token << " " << addr << "\n\n";
 }
 
-int RunDaemon(manager::DaemonOptions o, bool dev, const std::string& advertise) {
+// Swarm's flags for the subnets of networks that declare none.
+struct AddressPoolFlags {
+  std::vector<std::string> pools;
+  uint32_t mask_length = 0;
+  void Add(CLI::App* cmd) {
+    cmd->add_option("--default-addr-pool", pools,
+                    "Subnets stack networks get theirs from (CIDR, repeatable; "
+                    "default " +
+                        std::string(manager::kDefaultAddressPool) + ")");
+    cmd->add_option("--default-addr-pool-mask-length", mask_length,
+                    "Prefix length of each network's subnet (default " +
+                        std::to_string(manager::kDefaultSubnetBits) + ")");
+  }
+  void Fill(v1::InitRequest* req) const {
+    for (const auto& p : pools) req->add_default_addr_pools(p);
+    req->set_default_addr_pool_mask_length(mask_length);
+  }
+};
+
+// `init` fills the --dev cluster's InitRequest (address, pool).
+int RunDaemon(manager::DaemonOptions o, bool dev, const v1::InitRequest& init) {
   // Signals are taken by a waiting thread, so shutdown runs as normal code.
   sigset_t set;
   sigemptyset(&set);
@@ -76,8 +97,8 @@ int RunDaemon(manager::DaemonOptions o, bool dev, const std::string& advertise) 
             << ", socket " << (*d)->socket_path() << ", executor " << (*d)->executor() << "\n";
   if (dev) {
     Client c = Connect("unix://" + (*d)->socket_path());
-    v1::InitRequest req;
-    req.set_advertise_addr(advertise.empty() ? "127.0.0.1:0" : advertise);
+    v1::InitRequest req = init;
+    if (req.advertise_addr().empty()) req.set_advertise_addr("127.0.0.1:0");
     req.set_cluster_name("dev");
     v1::InitReply reply;
     grpc::Status s = c.stub->Init(Context().get(), req, &reply);
@@ -154,11 +175,16 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
     cmd->add_flag("--dev", *dev,
                   "A one-node cluster (manager and worker) in a temporary dir, on 127.0.0.1");
     cmd->add_option("--advertise-addr", *advertise, "With --dev: the address to advertise");
+    auto pool = std::make_shared<AddressPoolFlags>();
+    pool->Add(cmd);
     cmd->callback([=] {
       manager::DaemonOptions opts = *o;
       if (*dev && opts.listen == "0.0.0.0:7370") opts.listen = "127.0.0.1:0";
       if (*dev && executor->count() == 0) opts.executor = "auto";
-      *exit_code = RunDaemon(opts, *dev, *advertise);
+      v1::InitRequest init;
+      init.set_advertise_addr(*advertise);
+      pool->Fill(&init);
+      *exit_code = RunDaemon(opts, *dev, init);
     });
     (void)period;
     (void)down;
@@ -173,11 +199,14 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
     auto name = std::make_shared<std::string>("default");
     cmd->add_option("--advertise-addr", *addr, "host:port other nodes reach this one at");
     cmd->add_option("--name", *name, "Cluster name");
+    auto pool = std::make_shared<AddressPoolFlags>();
+    pool->Add(cmd);
     cmd->callback([=] {
       Client c = Connect(*host);
       v1::InitRequest req;
       req.set_advertise_addr(*addr);
       req.set_cluster_name(*name);
+      pool->Fill(&req);
       v1::InitReply reply;
       grpc::Status s = c.stub->Init(Context().get(), req, &reply);
       if (!s.ok()) return void(*exit_code = Fail(c, s));
@@ -280,7 +309,15 @@ void AddClusterCommands(CLI::App& app, const std::string* host, int* exit_code) 
                   << reply.applied_index() << "\n"
                   << "Heartbeat: " << reply.cluster().heartbeat_period_ns() / 1'000'000
                   << " ms, node down after " << reply.cluster().node_down_grace_ns() / 1'000'000
-                  << " ms\n"
+                  << " ms\n";
+        const v1::AddressPool& pool = reply.cluster().address_pool();
+        std::cout << "Subnets:   ";
+        if (pool.cidrs().empty()) std::cout << manager::kDefaultAddressPool;
+        for (int i = 0; i < pool.cidrs_size(); ++i) std::cout << (i ? ", " : "") << pool.cidrs(i);
+        std::cout << " in /"
+                  << (pool.subnet_bits() ? static_cast<int>(pool.subnet_bits())
+                                         : manager::kDefaultSubnetBits)
+                  << " steps (stack networks without a declared subnet)\n"
                   << "Managers:\n";
         for (const auto& m : reply.managers()) {
           std::cout << "  " << m.meta().id() << "  " << m.manager_status().addr() << "\n";

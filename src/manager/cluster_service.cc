@@ -10,6 +10,7 @@
 #include "daemon_internal.h"
 #include "shoal/manager/daemon.h"
 #include "shoal/manager/join_client.h"
+#include "shoal/manager/subnets.h"
 
 namespace shoal::manager {
 namespace {
@@ -46,8 +47,15 @@ grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
   auto* r = ctx->DefaultReactor();
   if (RefuseRemote(ctx, r)) return r;
   v1::InitRequest request = *req;
+  const std::vector<std::string> pools(request.default_addr_pools().begin(),
+                                       request.default_addr_pools().end());
+  auto pool = MakeAddressPool(pools, request.default_addr_pool_mask_length());
+  if (!pool.ok()) {
+    r->Finish(Grpc(pool.error()));
+    return r;
+  }
   // Waiting for the first election and commit takes a moment: off the gRPC thread.
-  std::thread([this, r, reply, request] {
+  std::thread([this, r, reply, request, address_pool = *pool] {
     Daemon::Impl* d = d_;
     {
       std::lock_guard<std::mutex> lock(d->mu_);
@@ -101,6 +109,7 @@ grpc::ServerUnaryReactor* ControlService::Init(grpc::CallbackServerContext* ctx,
     c.set_heartbeat_period_ns(d->options_.dispatcher.heartbeat_period_ns);
     c.set_node_down_grace_ns(d->options_.dispatcher.node_down_after_ns);
     c.set_task_history_per_slot(5);
+    *c.mutable_address_pool() = address_pool;
     v1::Node n;
     n.mutable_meta()->set_id(d->identity_.node_id());
     n.mutable_spec()->set_desired_role(v1::NodeSpec::ROLE_MANAGER);

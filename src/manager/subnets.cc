@@ -18,7 +18,87 @@ const std::string& DeclaredSubnet(const v1::Network& n) {
   return configs.empty() ? kNone : configs[0].subnet();
 }
 
+// FNV-1a: a stable spread of ids over the pool, the same on every manager.
+uint64_t Spread(const std::string& id) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// The cluster's pool, parsed: the default when the cluster has none.
+struct Pool {
+  std::vector<Ipv4Prefix> prefixes;
+  int bits = kDefaultSubnetBits;
+  std::string text;  // for messages
+  uint64_t Count() const {
+    uint64_t n = 0;
+    for (const auto& p : prefixes) n += uint64_t{1} << (bits - p.bits);
+    return n;
+  }
+  Ipv4Prefix At(uint64_t i) const {
+    for (const auto& p : prefixes) {
+      const uint64_t n = uint64_t{1} << (bits - p.bits);
+      if (i < n) return {p.base + static_cast<uint32_t>(i << (32 - bits)), bits};
+      i -= n;
+    }
+    return {};
+  }
+};
+
+Pool ClusterPool(const store::State& state) {
+  Pool pool;
+  for (const v1::Mutation* m : state.List(store::Kind::kCluster)) {
+    const v1::AddressPool& ap = m->cluster().address_pool();
+    for (const std::string& cidr : ap.cidrs()) {
+      if (auto p = ParseIpv4Prefix(cidr); p.ok()) pool.prefixes.push_back(*p);
+    }
+    if (!pool.prefixes.empty() && ap.subnet_bits() != 0)
+      pool.bits = static_cast<int>(ap.subnet_bits());
+  }
+  if (pool.prefixes.empty()) {
+    pool.prefixes.push_back(*ParseIpv4Prefix(kDefaultAddressPool));
+    pool.bits = kDefaultSubnetBits;
+  }
+  for (const auto& p : pool.prefixes) pool.text += (pool.text.empty() ? "" : ", ") + p.ToString();
+  return pool;
+}
+
 }  // namespace
+
+Result<v1::AddressPool> MakeAddressPool(const std::vector<std::string>& cidrs,
+                                        uint32_t mask_length) {
+  v1::AddressPool out;
+  if (cidrs.empty()) {
+    if (mask_length != 0) {
+      return Status(Code::kInvalidArgument,
+                    "--default-addr-pool-mask-length needs --default-addr-pool");
+    }
+    return out;
+  }
+  const uint32_t bits = mask_length == 0 ? kDefaultSubnetBits : mask_length;
+  std::vector<Ipv4Prefix> seen;
+  for (const std::string& cidr : cidrs) {
+    auto p = ParseIpv4Prefix(cidr);
+    if (!p.ok())
+      return Status(Code::kInvalidArgument, "--default-addr-pool: " + p.error().message());
+    for (const Ipv4Prefix& other : seen) {
+      if (other.Overlaps(*p)) {
+        return Status(Code::kInvalidArgument,
+                      "--default-addr-pool: " + p->ToString() + " overlaps " + other.ToString());
+      }
+    }
+    if (bits > 30 || static_cast<int>(bits) < p->bits) {
+      return Status(Code::kInvalidArgument,
+                    "--default-addr-pool-mask-length " + std::to_string(bits) +
+                        ": must be between the pool's prefix length (" + std::to_string(p->bits) +
+                        " for " + p->ToString() + ") and 30");
+    }
+    seen.push_back(*p);
+    out.add_cidrs(p->ToString());
+  }
+  out.set_subnet_bits(bits);
+  return out;
+}
 
 bool Ipv4Prefix::Overlaps(const Ipv4Prefix& o) const {
   const uint32_t m = Mask(std::min(bits, o.bits));
@@ -73,7 +153,7 @@ Status AllocateSubnets(const store::State& state, std::vector<v1::Mutation>* out
     }
     return nullptr;
   };
-  const Ipv4Prefix pool = *ParseIpv4Prefix(kDefaultAddressPool);
+  const Pool pool = ClusterPool(state);
   for (v1::Mutation& m : *out) {
     if (!m.has_network() || m.op() != v1::Mutation::OP_PUT) continue;
     v1::Network* n = m.mutable_network();
@@ -93,10 +173,11 @@ Status AllocateSubnets(const store::State& state, std::vector<v1::Mutation>* out
       continue;
     }
     if (!n->subnet().empty()) continue;  // allocated by an earlier deploy
-    const uint32_t count = uint32_t{1} << (kDefaultSubnetBits - pool.bits);
+    const uint64_t count = pool.Count();
+    const uint64_t start = Spread(n->meta().id()) % count;
     bool found = false;
-    for (uint32_t i = 0; i < count && !found; ++i) {
-      Ipv4Prefix p{pool.base + (i << (32 - kDefaultSubnetBits)), kDefaultSubnetBits};
+    for (uint64_t i = 0; i < count && !found; ++i) {
+      const Ipv4Prefix p = pool.At((start + i) % count);
       if (overlapping(n->meta().id(), p)) continue;
       n->set_subnet(p.ToString());
       used[n->meta().id()] = {name, p};
@@ -105,7 +186,7 @@ Status AllocateSubnets(const store::State& state, std::vector<v1::Mutation>* out
     if (!found) {
       return Status(Code::kFailedPrecondition, "network " + name + ": all " +
                                                    std::to_string(count) + " subnets of " +
-                                                   kDefaultAddressPool + " are in use");
+                                                   pool.text + " are in use");
     }
   }
   return Status::Ok();

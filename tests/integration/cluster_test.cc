@@ -44,11 +44,22 @@ int Running(const CliResult& ps) {
 TEST_CASE("one node: init, deploy converges, scale, stack rm stops every task") {
   ShoalCluster c;
   REQUIRE(c.Start("n1") != 0);
-  CliResult init = c.Cli("n1", {"cluster", "init", "--advertise-addr", c.addr("n1")});
+  // A bad address pool is refused before anything is made.
+  CliResult bad = c.Cli("n1", {"cluster", "init", "--default-addr-pool", "10.0.0.0/8",
+                               "--default-addr-pool", "10.1.0.0/16"});
+  CHECK(bad.code != 0);
+  CHECK(bad.out.find("--default-addr-pool: 10.1.0.0/16 overlaps 10.0.0.0/8") != std::string::npos);
+  CHECK(c.Cli("n1", {"cluster", "info"}).out.find("not in a cluster") != std::string::npos);
+  CliResult init =
+      c.Cli("n1", {"cluster", "init", "--advertise-addr", c.addr("n1"), "--default-addr-pool",
+                   "10.77.0.0/16", "--default-addr-pool-mask-length", "26"});
   INFO(init.out);
   REQUIRE(init.code == 0);
   CHECK(TokenFrom(init.out, "worker") != "");
   CHECK(TokenFrom(init.out, "manager") != "");
+  CliResult info = c.Cli("n1", {"cluster", "info"});
+  INFO(info.out);
+  CHECK(info.out.find("Subnets:   10.77.0.0/16 in /26 steps") != std::string::npos);
 
   std::string file = c.WriteStack("stack.yml", SleepStack(c));
   CliResult dep = c.Cli("n1", {"deploy", "-c", file, "--timeout", "60", "demo"});

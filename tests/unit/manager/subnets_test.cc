@@ -1,6 +1,7 @@
 #include "shoal/manager/subnets.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "shoal/manager/deploy.h"
 
@@ -41,6 +42,16 @@ struct Cluster {
     REQUIRE(state.Apply(++index, c, nullptr).ok());
     return change;
   }
+  // The Cluster object `cluster init --default-addr-pool ...` writes.
+  void SetPool(std::vector<std::string> cidrs, uint32_t bits) {
+    auto pool = MakeAddressPool(cidrs, bits);
+    REQUIRE(pool.ok());
+    v1::Command c;
+    v1::Mutation* m = c.mutable_transaction()->add_mutations();
+    m->mutable_cluster()->mutable_meta()->set_id("c1");
+    *m->mutable_cluster()->mutable_address_pool() = *pool;
+    REQUIRE(state.Apply(++index, c, nullptr).ok());
+  }
   std::string SubnetOf(const std::string& name) {
     auto found = state.Find(Kind::kNetwork, "name", name);
     return found.empty() ? "(none)" : found.front()->network().subnet();
@@ -64,13 +75,24 @@ TEST_CASE("IPv4 prefixes parse, print and overlap") {
   }
 }
 
+bool InPool(const std::string& subnet, const std::string& pool, int bits) {
+  auto s = ParseIpv4Prefix(subnet);
+  return s.ok() && s->bits == bits && s->ToString() == subnet &&
+         s->Overlaps(*ParseIpv4Prefix(pool));
+}
+
 TEST_CASE("the managers give every stack network its own subnet and keep it") {
   Cluster c;
   REQUIRE(c.Deploy(StackWithNetworks("a", {"", ""})).ok());
   REQUIRE(c.Deploy(StackWithNetworks("b", {""})).ok());
-  CHECK(c.SubnetOf("a_net0") == "10.208.0.0/24");
-  CHECK(c.SubnetOf("a_net1") == "10.208.1.0/24");
-  CHECK(c.SubnetOf("b_net0") == "10.208.2.0/24");
+  const std::string a0 = c.SubnetOf("a_net0"), a1 = c.SubnetOf("a_net1"), b0 = c.SubnetOf("b_net0");
+  for (const auto& s : {a0, a1, b0}) {
+    INFO(s);
+    CHECK(InPool(s, kDefaultAddressPool, 24));
+  }
+  CHECK(a0 != a1);
+  CHECK(a0 != b0);
+  CHECK(a1 != b0);
   // A redeploy changes nothing; a changed network keeps its subnet.
   auto again = c.Deploy(StackWithNetworks("a", {"", ""}));
   REQUIRE(again.ok());
@@ -78,7 +100,71 @@ TEST_CASE("the managers give every stack network its own subnet and keep it") {
   v1::StackSpec changed = StackWithNetworks("a", {"", ""});
   (*changed.mutable_networks(0)->mutable_labels())["tier"] = "front";
   REQUIRE(c.Deploy(changed).ok());
-  CHECK(c.SubnetOf("a_net0") == "10.208.0.0/24");
+  CHECK(c.SubnetOf("a_net0") == a0);
+}
+
+TEST_CASE("a subnet just freed is not the next one handed out") {
+  // An engine may keep a removed network a while; the next stack's network
+  // must not land on its subnet.
+  Cluster c;
+  REQUIRE(c.Deploy(StackWithNetworks("a", {""})).ok());
+  const std::string freed = c.SubnetOf("a_net0");
+  auto found = c.state.Find(Kind::kNetwork, "name", "a_net0");
+  REQUIRE(found.size() == 1);
+  v1::Command del;
+  v1::Mutation* m = del.mutable_transaction()->add_mutations();
+  *m = *found.front();
+  m->set_op(v1::Mutation::OP_DELETE);
+  REQUIRE(c.state.Apply(++c.index, del, nullptr).ok());
+  REQUIRE(c.SubnetOf("a_net0") == "(none)");
+  for (const char* stack : {"b", "c", "d", "e"}) {
+    REQUIRE(c.Deploy(StackWithNetworks(stack, {""})).ok());
+    CHECK(c.SubnetOf(std::string(stack) + "_net0") != freed);
+  }
+}
+
+TEST_CASE("the cluster's own pool: several prefixes, another mask length") {
+  Cluster c;
+  c.SetPool({"10.50.0.0/24", "172.30.4.0/23"}, 26);  // 4 + 8 subnets of /26
+  for (int i = 0; i < 12; ++i) {
+    REQUIRE(c.Deploy(StackWithNetworks("s" + std::to_string(i), {""})).ok());
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < 12; ++i) {
+    const std::string s = c.SubnetOf("s" + std::to_string(i) + "_net0");
+    INFO(s);
+    CHECK((InPool(s, "10.50.0.0/24", 26) || InPool(s, "172.30.4.0/23", 26)));
+    seen.insert(s);
+  }
+  CHECK(seen.size() == 12);
+  auto full = c.Deploy(StackWithNetworks("s12", {""}));
+  REQUIRE_FALSE(full.ok());
+  CHECK(full.error().code() == Code::kFailedPrecondition);
+  CHECK(full.error().message() ==
+        "network s12_net0: all 12 subnets of 10.50.0.0/24, 172.30.4.0/23 are in use");
+}
+
+TEST_CASE("cluster init refuses a bad address pool, naming the flag") {
+  CHECK(MakeAddressPool({}, 0)->cidrs().empty());
+  const auto error = [](std::vector<std::string> cidrs, uint32_t bits) {
+    auto r = MakeAddressPool(cidrs, bits);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == Code::kInvalidArgument);
+    return r.error().message();
+  };
+  CHECK(error({"10.0.0.0/33"}, 0) ==
+        "--default-addr-pool: \"10.0.0.0/33\" is not an IPv4 subnet (a.b.c.d/n)");
+  CHECK(error({"10.0.0.0/8", "10.20.0.0/16"}, 0) ==
+        "--default-addr-pool: 10.20.0.0/16 overlaps 10.0.0.0/8");
+  CHECK(error({"10.0.0.0/16"}, 12) ==
+        "--default-addr-pool-mask-length 12: must be between the pool's prefix length (16 for "
+        "10.0.0.0/16) and 30");
+  CHECK(error({"10.0.0.0/16"}, 31).find("--default-addr-pool-mask-length 31:") == 0);
+  CHECK(error({}, 26) == "--default-addr-pool-mask-length needs --default-addr-pool");
+  auto ok = MakeAddressPool({"10.1.2.3/16"}, 0);
+  REQUIRE(ok.ok());
+  CHECK(ok->cidrs(0) == "10.1.0.0/16");
+  CHECK(ok->subnet_bits() == 24);
 }
 
 TEST_CASE("a declared subnet is used, and one that overlaps another network is refused") {
@@ -86,8 +172,11 @@ TEST_CASE("a declared subnet is used, and one that overlaps another network is r
   REQUIRE(c.Deploy(StackWithNetworks("a", {"10.208.0.0/16"})).ok());
   CHECK(c.SubnetOf("a_net0") == "10.208.0.0/16");
   // The pool skips what a declared subnet covers.
-  REQUIRE(c.Deploy(StackWithNetworks("b", {""})).ok());
-  CHECK(c.SubnetOf("b_net0") == "10.209.0.0/24");
+  c.SetPool({"10.208.0.0/15"}, 24);
+  for (const char* stack : {"b", "c", "d"}) {
+    REQUIRE(c.Deploy(StackWithNetworks(stack, {""})).ok());
+    CHECK(InPool(c.SubnetOf(std::string(stack) + "_net0"), "10.209.0.0/16", 24));
+  }
   auto clash = c.Deploy(StackWithNetworks("x", {"10.208.5.0/24"}));
   REQUIRE_FALSE(clash.ok());
   CHECK(clash.error().code() == Code::kInvalidArgument);
@@ -102,8 +191,7 @@ TEST_CASE("a declared subnet is used, and one that overlaps another network is r
 
 TEST_CASE("the store refuses two networks with one subnet, even from concurrent deploys") {
   Cluster c;
-  // Two deploys computed from the same state pick the same free subnet; the
-  // second to commit must fail rather than make two networks share it.
+  c.SetPool({"10.9.0.0/24"}, 24);  // one subnet: both deploys must pick it
   v1::DeployRequest ra, rb;
   *ra.mutable_spec() = StackWithNetworks("a", {""});
   *rb.mutable_spec() = StackWithNetworks("b", {""});
@@ -121,11 +209,12 @@ TEST_CASE("the store refuses two networks with one subnet, even from concurrent 
   CHECK(results[0].ok());
   REQUIRE_FALSE(results[1].ok());
   CHECK(results[1].code() == Code::kAlreadyExists);
-  CHECK(results[1].message().find("network subnet \"10.208.0.0/24\" is taken by") == 0);
+  CHECK(results[1].message().find("network subnet \"10.9.0.0/24\" is taken by") == 0);
   CHECK(c.SubnetOf("b_net0") == "(none)");
-  // Recomputed on the new state, it gets the next one.
-  REQUIRE(c.Deploy(rb.spec()).ok());
-  CHECK(c.SubnetOf("b_net0") == "10.208.1.0/24");
+  // Recomputed on the new state, it finds the pool used up, and says so.
+  auto again = c.Deploy(rb.spec());
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().message() == "network b_net0: all 1 subnets of 10.9.0.0/24 are in use");
 }
 
 }  // namespace shoal::manager

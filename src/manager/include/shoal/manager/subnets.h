@@ -15,9 +15,10 @@
 
 namespace shoal::manager {
 
-// The pool subnets are cut from when a stack file names none: 10.208.0.0/12
-// in /24 steps (4,096 networks). Outside Docker's own default pools
-// (172.17.0.0/16 to 172.31.0.0/16, 192.168.0.0/16).
+// The pool subnets are cut from when a stack file names none and the
+// cluster was made without --default-addr-pool: 10.208.0.0/12 in /24 steps
+// (4,096 networks). Outside Docker's own default pools (172.17.0.0/16 to
+// 172.31.0.0/16, 192.168.0.0/16).
 inline constexpr const char* kDefaultAddressPool = "10.208.0.0/12";
 inline constexpr int kDefaultSubnetBits = 24;
 
@@ -32,9 +33,21 @@ struct Ipv4Prefix {
 // the text when it is not an IPv4 CIDR.
 Result<Ipv4Prefix> ParseIpv4Prefix(const std::string& cidr);
 
+// The pool of `cluster init --default-addr-pool A --default-addr-pool B
+// --default-addr-pool-mask-length N`, checked: every CIDR an IPv4 prefix, no
+// two overlapping, N between the longest pool prefix and 30 (0 = 24).
+// InvalidArgument naming the flag and the value otherwise. Empty `cidrs`
+// gives the default pool.
+Result<v1::AddressPool> MakeAddressPool(const std::vector<std::string>& cidrs,
+                                        uint32_t mask_length);
+
 // Gives every network that `out` creates or changes a subnet: the one its
-// stack file declares (ipam.config[0].subnet) or, when none, the first free
-// /24 of the pool; a network that has one keeps it. InvalidArgument naming
+// stack file declares (ipam.config[0].subnet) or, when none, a free subnet
+// of the cluster's pool; a network that has one keeps it. The search starts
+// at a place derived from the network's id, not at the pool's start, so that
+// a subnet just freed is not handed out again at once: an engine sometimes
+// keeps a removed network a while ("has active endpoints"), and a new
+// network on its subnet would then be refused ("Pool overlaps"). InvalidArgument naming
 // the network when a declared subnet overlaps another network's, or the
 // pool is used up. Pure: reads `state`, edits `out`.
 Status AllocateSubnets(const store::State& state, std::vector<v1::Mutation>* out);
