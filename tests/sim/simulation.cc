@@ -1,143 +1,12 @@
 #include "simulation.h"
 
 #include <algorithm>
-#include <deque>
-#include <map>
-#include <memory>
-#include <queue>
-#include <random>
-#include <set>
 #include <sstream>
-#include <vector>
 
-#include "kv_machine.h"
-#include "shoal/raft/memory_storage.h"
-#include "shoal/raft/node.h"
+#include "raft_sim_internal.h"
 
 namespace shoal::sim {
-namespace {
-
-using raft::Entry;
-using raft::Message;
-using raft::Ready;
-using raft::Role;
-
-constexpr int kTickMs = 10;
-constexpr int kKeys = 5;
-
-class SimRandom : public raft::RandomSource {
- public:
-  explicit SimRandom(uint64_t seed) : rng_(seed) {}
-  uint64_t Uniform(uint64_t n) override { return rng_() % n; }
-
- private:
-  std::mt19937_64 rng_;
-};
-
-struct ReadOp {
-  std::string key;
-  uint64_t floor = 0;  // every write acked or read served before issue is at or below
-  uint64_t index = 0;  // the read index, once known
-  bool has_index = false;
-};
-
-struct SimNode {
-  uint64_t id = 0;
-  std::unique_ptr<raft::MemoryStorage> disk;  // survives crashes
-  std::unique_ptr<SimRandom> random;
-  std::unique_ptr<raft::RaftNode> raft;  // null while crashed
-  KvMachine sm;
-  bool founder = false;  // bootstraps the group; later members join empty
-  int tick_phase = 0;
-  uint64_t restart_at = 0;
-  bool lose_unsynced = false;
-  std::map<std::string, ReadOp> reads;  // by context
-};
-
-struct InFlight {
-  uint64_t at;
-  uint64_t seq;
-  Message msg;
-  bool operator>(const InFlight& o) const { return std::tie(at, seq) > std::tie(o.at, o.seq); }
-};
-
-struct EntryRef {
-  uint64_t term;
-  std::string data;
-};
-
-class Simulation {
- public:
-  explicit Simulation(const SimOptions& o) : opts_(o), rng_(o.seed) {}
-
-  SimResult Run();
-
- private:
-  uint64_t Rand(uint64_t n) { return rng_() % n; }
-  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
-  void Trace(const std::string& line);
-  void Fail(const std::string& why);
-
-  void ChooseProfile();
-  raft::Config NodeConfig(uint64_t id) const;
-  void Start(SimNode& n);
-  void Crash(SimNode& n);
-  void Drive(SimNode& n);
-  void Apply(SimNode& n, const Entry& e);
-  void ServeReads(SimNode& n);
-  void Send(const Message& m);
-  void Deliver();
-  void InjectFaults();
-  void ClientOps();
-  void ChangeMembership();
-  SimNode& NewNode(uint64_t id, bool founder);
-  std::vector<uint64_t> Voters() const;
-  void CheckLeaders();
-  void CheckLogs();
-  void CheckEntry(uint64_t node, const Entry& e);
-  bool Converged();
-  void FinalChecks();
-  std::vector<uint64_t> LiveIds() const;
-  uint64_t LeaderId() const;
-  bool Connected(uint64_t a, uint64_t b) const { return group_.at(a) == group_.at(b); }
-
-  SimOptions opts_;
-  std::mt19937_64 rng_;
-  uint64_t now_ = 0;
-  bool healing_ = false;
-
-  // The fault profile of this seed.
-  double drop_ = 0;
-  double dup_ = 0;
-  uint64_t max_delay_ = 1;
-  double partition_rate_ = 0;
-  double crash_rate_ = 0;
-  double membership_rate_ = 0;
-  uint64_t next_id_ = 0;
-
-  std::map<uint64_t, SimNode> nodes_;
-  std::map<uint64_t, int> group_;  // partition: members talk only within a group
-  uint64_t heal_partition_at_ = 0;
-  std::priority_queue<InFlight, std::vector<InFlight>, std::greater<>> net_;
-  uint64_t seq_ = 0;
-
-  // Invariant state.
-  std::map<uint64_t, uint64_t> leader_of_term_;
-  std::map<uint64_t, EntryRef> committed_;          // the one entry each index may hold
-  std::map<uint64_t, uint64_t> hash_at_;            // state machine hash after each index
-  std::map<std::string, uint64_t> pending_writes_;  // write id -> member it was sent to
-  std::map<std::string, uint64_t> acked_;           // write id -> index
-  std::set<uint64_t> removed_ids_;                  // every id some member applied as removed
-  uint64_t max_observed_ = 0;
-  uint64_t next_write_ = 0;
-  uint64_t next_read_ = 0;
-  std::string final_write_;
-  uint64_t final_write_at_ = 0;
-
-  std::deque<std::string> trace_;
-  std::string error_;
-  SimStats stats_;
-};
+namespace raft_sim {
 
 void Simulation::Trace(const std::string& line) {
   std::string s = "[" + std::to_string(now_) + "ms] " + line;
@@ -452,93 +321,6 @@ void Simulation::ChangeMembership() {
   Drive(l);
 }
 
-void Simulation::CheckLeaders() {
-  for (const auto& [id, n] : nodes_) {
-    if (!n.raft) continue;
-    auto cs = n.raft->status().conf_state;
-    removed_ids_.insert(cs.removed().begin(), cs.removed().end());
-  }
-  for (const auto& [id, n] : nodes_) {
-    if (!n.raft) continue;
-    auto st = n.raft->status();
-    // A member that believes it was removed must be right, and must be quiet.
-    if (st.removed && !removed_ids_.count(id)) {
-      return Fail("member " + std::to_string(id) + " believes it was removed; nobody applied that");
-    }
-    if (st.removed && (st.role == Role::kCandidate || st.role == Role::kPreCandidate)) {
-      return Fail("removed member " + std::to_string(id) + " campaigns");
-    }
-    if (st.role != Role::kLeader) continue;
-    auto [it, inserted] = leader_of_term_.emplace(st.term, id);
-    if (inserted) {
-      ++stats_.elections;
-      Trace("leader " + std::to_string(id) + " term " + std::to_string(st.term));
-    } else if (it->second != id) {
-      Fail("two leaders in term " + std::to_string(st.term) + ": " + std::to_string(it->second) +
-           " and " + std::to_string(id));
-    }
-  }
-}
-
-void Simulation::CheckLogs() {
-  // Log Matching up to the commit index: every committed entry any member
-  // holds is the one entry that index may ever hold.
-  for (const auto& [id, n] : nodes_) {
-    if (!n.raft) continue;
-    auto st = n.raft->status();
-    for (const auto& e : n.raft->EntriesForTest(st.first_index, st.commit + 1)) CheckEntry(id, e);
-  }
-}
-
-bool Simulation::Converged() {
-  uint64_t leader = LeaderId();
-  if (leader == 0) return false;
-  SimNode& l = nodes_.at(leader);
-  if (final_write_.empty()) {
-    // A write of the final leader's term: once applied everywhere, every
-    // member holds every earlier committed entry too.
-    std::string id = "w" + std::to_string(next_write_++);
-    if (l.raft->Propose(KvMachine::EncodePut("final", id)).ok()) {
-      final_write_ = id;
-      final_write_at_ = now_;
-      pending_writes_[id] = l.id;
-    }
-    Drive(l);
-    return false;
-  }
-  if (!acked_.count(final_write_)) {
-    // Proposed to a leader that was already deposed: it may never commit. Retry.
-    if (now_ > final_write_at_ + 1000) final_write_.clear();
-    return false;
-  }
-  uint64_t commit = l.raft->status().commit;
-  for (uint64_t id : Voters()) {
-    const SimNode& n = nodes_.at(id);
-    if (!n.raft || n.sm.applied() != commit || !n.sm.HasWrite(final_write_)) return false;
-  }
-  return true;
-}
-
-void Simulation::FinalChecks() {
-  CheckLogs();
-  const SimNode* first = nullptr;
-  for (uint64_t id : Voters()) {
-    const SimNode& n = nodes_.at(id);
-    for (const auto& [w, index] : acked_) {
-      if (!n.sm.HasWrite(w)) {
-        return Fail("acknowledged write " + w + " (index " + std::to_string(index) +
-                    ") missing on member " + std::to_string(id));
-      }
-    }
-    if (first && !(n.sm == first->sm)) {
-      return Fail("state machines differ between members " + std::to_string(first->id) + " and " +
-                  std::to_string(id));
-    }
-    first = &n;
-  }
-  stats_.final_index = first ? first->sm.applied() : 0;
-}
-
 SimResult Simulation::Run() {
   ChooseProfile();
   for (int i = 1; i <= opts_.nodes; ++i) NewNode(i, /*founder=*/true);
@@ -607,8 +389,8 @@ SimResult Simulation::Run() {
   return r;
 }
 
-}  // namespace
+}  // namespace raft_sim
 
-SimResult RunSimulation(const SimOptions& options) { return Simulation(options).Run(); }
+SimResult RunSimulation(const SimOptions& options) { return raft_sim::Simulation(options).Run(); }
 
 }  // namespace shoal::sim
