@@ -80,6 +80,17 @@ void Agent::Forget(const std::string& task_id) {
 }
 
 void Agent::Start() {
+  {
+    // A change the executor sees on its own threads (a container's death)
+    // wakes the work loop, which polls after wake_coalesce.
+    std::lock_guard<std::mutex> exec_lock(exec_mu_);
+    executor_->SetWakeup([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (exec_woken_) return;
+      exec_woken_ = true;
+      cv_.notify_all();
+    });
+  }
   poll_thread_ = std::thread([this] { PollLoop(); });
   work_thread_ = std::thread([this] { WorkLoop(); });
 }
@@ -93,6 +104,9 @@ void Agent::Stop() {
   client_->Cancel();
   if (poll_thread_.joinable()) poll_thread_.join();
   if (work_thread_.joinable()) work_thread_.join();
+  // The executor outlives the agent: it must not call into a gone one.
+  std::lock_guard<std::mutex> exec_lock(exec_mu_);
+  executor_->SetWakeup(nullptr);
 }
 
 void Agent::StopAllTasks(std::chrono::milliseconds timeout) {
@@ -433,9 +447,14 @@ void Agent::WorkLoop() {
     std::vector<v1::AssignmentsReply> inbox;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      if (exec_woken_) {
+        // The first wake-up sets the poll; later ones until then ride along.
+        exec_woken_ = false;
+        next_poll = std::min(next_poll, std::chrono::steady_clock::now() + options_.wake_coalesce);
+      }
       auto wake = std::min(next_poll, next_heartbeat_);
       if (report_now_) wake = std::min(wake, report_at_);
-      cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty(); });
+      cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty() || exec_woken_; });
       if (stopping_) return;
       inbox.swap(inbox_);
     }

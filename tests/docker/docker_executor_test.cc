@@ -1,9 +1,11 @@
 // The docker executor against a real engine: exits, stops with a grace
 // period, healthchecks, a missing image, secrets and configs in the
 // container, adoption and strays after a restart, and a killed container
-// seen at once through the event stream.
+// seen at once through the event stream (and the agent woken for it).
 
 #include <rapidjson/document.h>
+
+#include <atomic>
 
 #include "create.h"
 #include "docker_test_util.h"
@@ -294,9 +296,15 @@ TEST_CASE("docker: strays of this node are removed when the executor opens", "[d
 
 TEST_CASE("docker: a killed container is reported at once, from the event stream", "[docker]") {
   Env env("kill");
+  // The agent's wake-up: called when the death comes in, so that the agent
+  // polls at once (issue 6 (e)). Declared first: it outlives the executor.
+  std::atomic<int> wakes{0};
   auto ex = env.Open();
+  ex->SetWakeup([&] { ++wakes; });
   REQUIRE(ex->Start(ShellTask("victim", "while true; do sleep 0.05; done"), {}).ok());
   std::string cid = WaitState(*ex, "victim", v1::TASK_RUNNING).container_id;
+  CHECK(Eventually([&] { return wakes.load() > 0; }));  // the start woke it too
+  const int before = wakes.load();
   auto t0 = Clock::now();
   auto r = Client().Call("POST", "/containers/" + cid + "/kill?signal=SIGKILL");
   REQUIRE(r.ok());
@@ -314,7 +322,11 @@ TEST_CASE("docker: a killed container is reported at once, from the event stream
   // No polling of the engine: the die event lands within milliseconds (the
   // bound is loose for a loaded CI machine; the warning shows the figure).
   CHECK(seen - called < 2s);
+  CHECK(Eventually([&] { return wakes.load() > before; }));
   CHECK(ex->Remove("victim").ok());
+  // Unregistered (the agent's Stop): never called again.
+  ex->SetWakeup(nullptr);
+  const int after = wakes.load();
 
   // Removed outside shoal while running: reported, not hung.
   REQUIRE(ex->Start(ShellTask("gone", "while true; do sleep 0.05; done"), {}).ok());
@@ -322,6 +334,7 @@ TEST_CASE("docker: a killed container is reported at once, from the event stream
   REQUIRE(Client().Call("DELETE", "/containers/" + cid + "?force=1")->status == 204);
   o = WaitState(*ex, "gone", v1::TASK_COMPLETE, 5s);
   CHECK(o.state == v1::TASK_FAILED);
+  CHECK(wakes.load() == after);
   CHECK(ex->Remove("gone").ok());
   CHECK(Eventually([&] { return NodeContainers(env.node).empty(); }));
 }

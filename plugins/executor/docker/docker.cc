@@ -97,6 +97,9 @@ void DockerExecutor::Impl::WorkerLoop() {
     c->busy = true;
     lock.unlock();
     Run(*c, op);
+    // What a create, start, inspect or signal found (RUNNING, REJECTED, an
+    // exit) reaches the agent at once. A delete changes nothing it polls.
+    if (op.kind != OpKind::kDelete) Wake();
     lock.lock();
     c->busy = false;
     if (op.kind == OpKind::kDelete && c->ops.empty()) {
@@ -137,7 +140,10 @@ void DockerExecutor::Impl::EventLoop() {
     while (st.ok()) {
       Result<std::string> line = s.Next();
       if (!line.ok()) break;
-      HandleEvent(*line);
+      // A death wakes the agent now rather than at its next poll: the
+      // managers replace the container one poll interval sooner, and deaths
+      // that come together go out in one report (issue 6 (e)).
+      if (HandleEvent(*line)) Wake();
     }
     std::unique_lock<std::mutex> lock(mu);
     stream = nullptr;
@@ -146,16 +152,21 @@ void DockerExecutor::Impl::EventLoop() {
   }
 }
 
-void DockerExecutor::Impl::HandleEvent(const std::string& line) {
+void DockerExecutor::Impl::Wake() {
+  std::lock_guard<std::mutex> lock(wake_mu);
+  if (wake) wake();
+}
+
+bool DockerExecutor::Impl::HandleEvent(const std::string& line) {
   rapidjson::Document d;
   d.Parse<rapidjson::kParseIterativeFlag>(line.data(), line.size());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("Action") || !d["Action"].IsString() ||
       !d.HasMember("Actor") || !d["Actor"].IsObject()) {
-    return;
+    return false;
   }
   const std::string action = d["Action"].GetString();
   const auto& actor = d["Actor"];
-  if (!actor.HasMember("Attributes") || !actor["Attributes"].IsObject()) return;
+  if (!actor.HasMember("Attributes") || !actor["Attributes"].IsObject()) return false;
   const auto& attrs = actor["Attributes"];
   auto attr = [&](const char* k) -> std::string {
     return attrs.HasMember(k) && attrs[k].IsString() ? attrs[k].GetString() : "";
@@ -165,9 +176,9 @@ void DockerExecutor::Impl::HandleEvent(const std::string& line) {
       actor.HasMember("ID") && actor["ID"].IsString() ? actor["ID"].GetString() : "";
   std::lock_guard<std::mutex> lock(mu);
   auto it = tasks.find(task_id);
-  if (it == tasks.end()) return;
+  if (it == tasks.end()) return false;
   Ctr& c = *it->second;
-  if (c.removed || c.container_id != cid) return;
+  if (c.removed || c.container_id != cid) return false;
   if (action == "die") {
     int code = -1;
     try {
@@ -177,20 +188,25 @@ void DockerExecutor::Impl::HandleEvent(const std::string& line) {
     Finish(c, code);
   } else if (action == "oom") {
     c.oom = true;
+    return false;  // shows with the death that follows
   } else if (action == "health_status: healthy") {
-    if (!c.finished && !c.stop_requested) {
-      c.obs.health = v1::TaskStatus::HEALTH_HEALTHY;
-      c.obs.health_message.clear();
-    }
+    if (c.finished || c.stop_requested) return false;
+    c.obs.health = v1::TaskStatus::HEALTH_HEALTHY;
+    c.obs.health_message.clear();
   } else if (action == "health_status: unhealthy") {
-    // The reason (the last probe's output) is in the container's state.
+    // The reason (the last probe's output) is in the container's state: the
+    // inspect's worker wakes the agent.
     if (!c.finished) Enqueue(c, Op{OpKind::kInspect, {}});
+    return false;
   } else if (action == "destroy" && !c.finished) {
     // Removed behind shoal's back (docker rm -f): no exit code to report.
     Finish(c, -1);
     c.obs.message = "the container was removed outside shoal";
     if (c.obs.state == v1::TASK_FAILED) c.obs.error = c.obs.message;
+  } else {
+    return false;
   }
+  return true;
 }
 
 void DockerExecutor::Impl::Finish(Ctr& c, int code) {
@@ -390,6 +406,11 @@ void DockerExecutor::RemoveVolumes(const std::vector<std::string>& names) {
   // The containers may be gone already (their delete ran before this call);
   // otherwise the worker that deletes them tries again.
   impl_->RemovePendingVolumes();
+}
+
+void DockerExecutor::SetWakeup(std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock(impl_->wake_mu);
+  impl_->wake = std::move(wake);
 }
 
 void DockerExecutor::SetIngress(const v1::IngressTable& table) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,7 +71,10 @@ class DockerExecutor::Impl {
   void Enqueue(Ctr& c, Op op);
   void WorkerLoop();
   void EventLoop();
-  void HandleEvent(const std::string& line);
+  // Applies one /events line (takes mu); true when it changed a task.
+  bool HandleEvent(const std::string& line);
+  // Calls the agent's wake-up, if any (mu not held).
+  void Wake();
   // Records the container's exit (mu held).
   void Finish(Ctr& c, int exit_code);
   void Reject(Ctr& c, v1::TaskState state, const std::string& error);
@@ -109,6 +113,12 @@ class DockerExecutor::Impl {
   // The id of the network named `name` (the lowest, when nodes sharing the
   // engine made several), "" when there is none. Call with net_mu held.
   Result<std::string> ResolveNetwork(const std::string& name);
+
+  // The agent's wake-up (Executor::SetWakeup), called under wake_mu so that
+  // SetWakeup(nullptr) returns only once no call is running. Never taken
+  // with mu held, nor mu with it.
+  std::mutex wake_mu;
+  std::function<void()> wake;
 
   std::mutex mu;
   std::condition_variable cv;  // workers: ready or stopping; Open: events up

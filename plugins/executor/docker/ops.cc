@@ -467,6 +467,19 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
       w.EndObject();
       w.EndObject();
       Result<HttpResponse> r = client.Call("POST", "/networks/create", sb.GetString());
+      if (r.ok() && r->status == 201 && !j.subnet.empty()) {
+        // Made, and the only one of its name: the engine refuses a second
+        // network with this subnet, so there is no twin to look for, and
+        // the reply's id spares a listing on the first task's way to its
+        // create (issue 6 (g)).
+        rapidjson::Document d;
+        d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
+        if (std::string id = d.HasParseError() ? "" : StrMember(d, "Id"); !id.empty()) {
+          nets_known[j.name] = id;
+          j.id = std::move(id);
+          continue;
+        }
+      }
       if (r.ok()) {
         // Made, or refused because another node sharing the engine is making
         // it (409 for the name, 403 for the subnet): the engine reserves the

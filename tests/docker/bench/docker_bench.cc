@@ -35,6 +35,7 @@
 
 #include <rapidjson/document.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -116,20 +117,22 @@ int Floor(const EngineClient& c, int n, int conc, const std::string& image, cons
   std::string body = R"({"Image":")" + image +
                      R"(","Cmd":["sh","-c","trap 'exit 0' TERM; sleep 3600 & wait"],)"
                      R"("Labels":{"shoal.bench":"floor"})";
+  // A name of its own for each run: Engine 20.10 sometimes keeps a network
+  // after its containers were deleted ("has active endpoints"), and a fixed
+  // name then refused every later floor-net of the run.
+  const std::string net = std::string(kFloorNet) + "-" + std::to_string(getpid());
   if (o.net) {
-    // One left by an interrupted run would refuse the create.
-    (void)c.Call("DELETE", std::string("/networks/") + kFloorNet);
     auto r = c.Call(
         "POST", "/networks/create",
-        std::string(R"({"Name":")") + kFloorNet +
+        R"({"Name":")" + net +
             R"(","Driver":"bridge","CheckDuplicate":true,"Labels":{"shoal.bench":"floor"}})");
     if (!r.ok() || r->status != 201) {
-      std::fprintf(stderr, "floor: cannot create network %s\n", kFloorNet);
+      std::fprintf(stderr, "floor: cannot create network %s: %s\n", net.c_str(),
+                   r.ok() ? EngineMessage(*r).c_str() : r.error().message().c_str());
       return 1;
     }
-    body += std::string(R"(,"HostConfig":{"NetworkMode":")") + kFloorNet +
-            R"("},"NetworkingConfig":{"EndpointsConfig":{")" + kFloorNet +
-            R"(":{"Aliases":["floor"]}}})";
+    body += R"(,"HostConfig":{"NetworkMode":")" + net +
+            R"("},"NetworkingConfig":{"EndpointsConfig":{")" + net + R"(":{"Aliases":["floor"]}}})";
   }
   body += "}";
   std::atomic<int> failed{0};
@@ -160,7 +163,7 @@ int Floor(const EngineClient& c, int n, int conc, const std::string& image, cons
       (void)c.Call("DELETE", "/containers/" + ids[static_cast<size_t>(i)] + "?force=1");
     }
   });
-  if (o.net) (void)c.Call("DELETE", std::string("/networks/") + kFloorNet);
+  if (o.net) (void)c.Call("DELETE", "/networks/" + net);
   if (failed) {
     // No figure: a floor with failed calls would be too low.
     std::fprintf(stderr, "floor: %d engine calls failed\n", failed.load());

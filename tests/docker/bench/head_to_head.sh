@@ -15,6 +15,11 @@
 #
 #   bash tests/docker/bench/head_to_head.sh [BUILD_DIR]     (as root)
 #
+# For a quicker look at a few scenarios: SHOAL_H2H_SCENARIOS="e g" (default
+# all), SHOAL_H2H_TOOLS=shoal (default "swarm shoal"), SHOAL_H2H_FLOORS=0
+# (no floors), SHOAL_H2H_REPEAT=N (each timed scenario N times, every time
+# printed, the table showing the median).
+#
 # Same image (shoal-busybox, FROM scratch), same restart delay (0s), same
 # stop grace period (10s), and a command that exits on SIGTERM. Prints one
 # line per scenario: shoal, Swarm, the floors, and the ratios. The engine
@@ -36,6 +41,8 @@ DAEMON=
 cleanup() {
   [[ -n $DAEMON ]] && kill -TERM "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
   docker swarm leave --force >/dev/null 2>&1 || true
+  # The daemon's log goes with the timelines.
+  if [[ -n ${SHOAL_H2H_TRACE:-} && -f $RUN/daemon.log ]]; then cp "$RUN/daemon.log" "$SHOAL_H2H_TRACE/"; fi
   [[ ${SHOAL_H2H_KEEP_ENGINE:-0} == 1 ]] || bash tests/docker/stop_engine.sh "$ENGINE" >/dev/null
   rm -rf "$RUN"
 }
@@ -71,6 +78,12 @@ stack "$RUN/e.yml" 1 20
 stack "$RUN/g.yml" 1 1
 
 declare -A T
+SCENARIOS=${SHOAL_H2H_SCENARIOS:-a b c d e f g}
+TOOLS=${SHOAL_H2H_TOOLS:-swarm shoal}
+REPEAT=${SHOAL_H2H_REPEAT:-1}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+# median: the middle of the numbers on stdin (the lower middle of an even count).
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 # The command lines of TOOL (swarm or shoal) for a deploy, a removal and a
 # scale; each is run by shoal_docker_bench under sh -c.
 deploy_cmd() {
@@ -106,21 +119,51 @@ run() {
     shift
     SHOAL_BENCH_TRACE=$trace "$BENCH" "$DOCKER_HOST" until "$@"
   }
-  T[$tool.g]=$(ut g "$(deploy_cmd "$tool" g "$RUN/g.yml")" running "$label=g" 1)
-  u "$(rm_cmd "$tool" g)" gone "$label=g" 0 >/dev/null
-  T[$tool.a]=$(ut a "$(deploy_cmd "$tool" a "$RUN/a.yml")" running "$label=a" 50)
-  T[$tool.f]=$(ut f "$(rm_cmd "$tool" a)" gone "$label=a" 0)
-  T[$tool.b]=$(ut b "$(deploy_cmd "$tool" b "$RUN/b.yml")" running "$label=b" 60)
-  u "$(rm_cmd "$tool" b)" gone "$label=b" 0 >/dev/null
-  u "$(deploy_cmd "$tool" c "$RUN/c10.yml")" running "$label=c" 10 >/dev/null
-  T[$tool.c]=$(ut c "$(scale_cmd "$tool" c_s0 60)" running "$label=c" 60)
-  u "$(rm_cmd "$tool" c)" gone "$label=c" 0 >/dev/null
-  u "$(deploy_cmd "$tool" d "$RUN/d1.yml")" running "$label=d" 10 >/dev/null
-  T[$tool.d]=$(ut d "$(deploy_cmd "$tool" d "$RUN/d2.yml")" running "$label=d" ver=2 10)
-  u "$(rm_cmd "$tool" d)" gone "$label=d" 0 >/dev/null
-  u "$(deploy_cmd "$tool" e "$RUN/e.yml")" running "$label=e" 20 >/dev/null
-  T[$tool.e]=$(SHOAL_BENCH_TRACE=${SHOAL_H2H_TRACE:+$SHOAL_H2H_TRACE/$tool.e} "$BENCH" "$DOCKER_HOST" kill-until "$label=e" 10 20)
-  u "$(rm_cmd "$tool" e)" gone "$label=e" 0 >/dev/null
+  # A timed scenario REPEAT times (its timelines DIR/<tool>.<x>.<run> when
+  # repeated); the median in T[TOOL.x], every time on stderr.
+  local r t all trace
+  if want g; then
+    all=
+    for ((r = 1; r <= REPEAT; r++)); do
+      t=$(ut g$([[ $REPEAT == 1 ]] || echo ".$r") "$(deploy_cmd "$tool" g "$RUN/g.yml")" \
+        running "$label=g" 1) || t=
+      if [[ -n $t ]]; then all+="$t"$'\n'; fi
+      if ((REPEAT > 1)); then echo "$tool.g run $r: ${t:-failed}" >&2; fi
+      u "$(rm_cmd "$tool" g)" gone "$label=g" 0 >/dev/null
+    done
+    T[$tool.g]=$(printf '%s' "$all" | median)
+  fi
+  if want a || want f; then
+    T[$tool.a]=$(ut a "$(deploy_cmd "$tool" a "$RUN/a.yml")" running "$label=a" 50)
+    T[$tool.f]=$(ut f "$(rm_cmd "$tool" a)" gone "$label=a" 0)
+  fi
+  if want b; then
+    T[$tool.b]=$(ut b "$(deploy_cmd "$tool" b "$RUN/b.yml")" running "$label=b" 60)
+    u "$(rm_cmd "$tool" b)" gone "$label=b" 0 >/dev/null
+  fi
+  if want c; then
+    u "$(deploy_cmd "$tool" c "$RUN/c10.yml")" running "$label=c" 10 >/dev/null
+    T[$tool.c]=$(ut c "$(scale_cmd "$tool" c_s0 60)" running "$label=c" 60)
+    u "$(rm_cmd "$tool" c)" gone "$label=c" 0 >/dev/null
+  fi
+  if want d; then
+    u "$(deploy_cmd "$tool" d "$RUN/d1.yml")" running "$label=d" 10 >/dev/null
+    T[$tool.d]=$(ut d "$(deploy_cmd "$tool" d "$RUN/d2.yml")" running "$label=d" ver=2 10)
+    u "$(rm_cmd "$tool" d)" gone "$label=d" 0 >/dev/null
+  fi
+  if want e; then
+    u "$(deploy_cmd "$tool" e "$RUN/e.yml")" running "$label=e" 20 >/dev/null
+    all=
+    # Each repeat kills ten of the twenty that run again after the last.
+    for ((r = 1; r <= REPEAT; r++)); do
+      trace=${SHOAL_H2H_TRACE:+$SHOAL_H2H_TRACE/$tool.e$([[ $REPEAT == 1 ]] || echo ".$r")}
+      t=$(SHOAL_BENCH_TRACE=$trace "$BENCH" "$DOCKER_HOST" kill-until "$label=e" 10 20) || t=
+      if [[ -n $t ]]; then all+="$t"$'\n'; fi
+      if ((REPEAT > 1)); then echo "$tool.e run $r: ${t:-failed}" >&2; fi
+    done
+    T[$tool.e]=$(printf '%s' "$all" | median)
+    u "$(rm_cmd "$tool" e)" gone "$label=e" 0 >/dev/null
+  fi
   echo "$tool: done (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 }
 
@@ -145,34 +188,46 @@ floor() {
 # (g)'s one container; each also on a bridge network of its own with an
 # alias, as a stack's containers are (net=1).
 for v in floor floornet; do
+  [[ ${SHOAL_H2H_FLOORS:-1} == 0 ]] && break
   net=
   [[ $v == floornet ]] && net=net=1
-  T[$v.a]=$(floor a 50 $net)
-  T[$v.b]=$(floor b 60 $net)
-  T[$v.c]=$(floor c 50 pre=10 $net)
-  T[$v.f]=$(floor f 50 rm=1 $net)
-  T[$v.e]=$(ONLY_CONC=10 floor e 10 pre=10 $net)
-  T[$v.g]=$(ONLY_CONC=1 floor g 1 $net)
+  want a && T[$v.a]=$(floor a 50 $net)
+  want b && T[$v.b]=$(floor b 60 $net)
+  want c && T[$v.c]=$(floor c 50 pre=10 $net)
+  want f && T[$v.f]=$(floor f 50 rm=1 $net)
+  want e && T[$v.e]=$(ONLY_CONC=10 floor e 10 pre=10 $net)
+  want g && T[$v.g]=$(ONLY_CONC=1 floor g 1 $net)
 done
 echo "floors done (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 
-docker swarm init --advertise-addr 127.0.0.1 >/dev/null
-run swarm
-docker swarm leave --force >/dev/null
-# Swarm leaves its networks (docker_gwbridge, ingress) until they are pruned.
-docker network prune -f >/dev/null
-
-"$SHOAL" daemon --dev --executor docker --docker-host "$DOCKER_HOST" --socket "$RUN/shoal.sock" \
-  >"$RUN/daemon.out" 2>"$RUN/daemon.log" &
-DAEMON=$!
-for _ in $(seq 1 300); do grep -q READY "$RUN/daemon.out" 2>/dev/null && break; sleep 0.1; done
-grep -q READY "$RUN/daemon.out" || { cat "$RUN/daemon.log"; exit 1; }
-run shoal
+if [[ " $TOOLS " == *" swarm "* ]]; then
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+  run swarm
+  docker swarm leave --force >/dev/null
+  # Swarm leaves its networks (docker_gwbridge, ingress) until they are pruned.
+  docker network prune -f >/dev/null
+fi
+if [[ " $TOOLS " == *" shoal "* ]]; then
+  "$SHOAL" daemon --dev --executor docker --docker-host "$DOCKER_HOST" --socket "$RUN/shoal.sock" \
+    >"$RUN/daemon.out" 2>"$RUN/daemon.log" &
+  DAEMON=$!
+  for _ in $(seq 1 300); do grep -q READY "$RUN/daemon.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q READY "$RUN/daemon.out" || { cat "$RUN/daemon.log"; exit 1; }
+  run shoal
+  # The daemon's CPU over all its scenarios (manager, agent and executor in
+  # one process): user and system seconds.
+  read -r -a stat <"/proc/$DAEMON/stat"
+  tck=$(getconf CLK_TCK)
+  echo "shoal daemon CPU: $(echo "scale=2; ${stat[13]} / $tck" | bc) s user," \
+    "$(echo "scale=2; ${stat[14]} / $tck" | bc) s system (load $(cut -d' ' -f1-3 /proc/loadavg))"
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# ratio A B: A / B to two places, "-" when either is missing.
+ratio() { if [[ -n $1 && $1 != - && -n $2 && $2 != - ]]; then echo "scale=2; $1 / $2" | bc; else echo -; fi; }
 
 printf '%-34s %8s %8s %8s %9s %12s %12s %14s\n' scenario shoal swarm floor floor-net \
   shoal/swarm shoal/floor shoal/floor-net
-for s in a b c d e f g; do
+for s in $SCENARIOS; do
   case $s in
     a) name="(a) 1 service x 50 replicas" ;;
     b) name="(b) 20 services x 3 replicas" ;;
@@ -182,10 +237,7 @@ for s in a b c d e f g; do
     f) name="(f) remove the 50-replica stack" ;;
     g) name="(g) 1 service x 1 replica" ;;
   esac
-  sh=${T[shoal.$s]} sw=${T[swarm.$s]} fl=${T[floor.$s]:--} fn=${T[floornet.$s]:--}
-  rf=- rn=-
-  [[ $fl != - ]] && rf=$(echo "scale=2; $sh / $fl" | bc)
-  [[ $fn != - ]] && rn=$(echo "scale=2; $sh / $fn" | bc)
+  sh=${T[shoal.$s]:--} sw=${T[swarm.$s]:--} fl=${T[floor.$s]:--} fn=${T[floornet.$s]:--}
   printf '%-34s %8s %8s %8s %9s %12s %12s %14s\n' "$name" "$sh" "$sw" "$fl" "$fn" \
-    "$(echo "scale=2; $sh / $sw" | bc)" "$rf" "$rn"
+    "$(ratio "$sh" "$sw")" "$(ratio "$sh" "$fl")" "$(ratio "$sh" "$fn")"
 done

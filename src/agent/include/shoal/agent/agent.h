@@ -7,7 +7,9 @@
 // it ran (the executor adopts the processes) before a manager answers.
 //
 // Threads: Start() spawns two: one long-polls for assignments, one runs the
-// executor and heartbeats. The executor is touched only by the second.
+// executor and heartbeats. The executor is touched only by the second (and
+// by Logs, Start and Stop, under the same lock); its wake-up, called from
+// the executor's threads, only flags the second.
 
 #include <atomic>
 #include <chrono>
@@ -52,8 +54,15 @@ struct AgentOptions {
   v1::NodeDescription description;
   // Until a heartbeat reply says otherwise.
   std::chrono::milliseconds heartbeat_period{1000};
-  // How often the executor is polled.
+  // How often the executor is polled. An executor that wakes the agent
+  // (Executor::SetWakeup: docker) is also polled soon after each wake-up.
   std::chrono::milliseconds poll_interval{100};
+  // How long the agent waits after an executor's wake-up before it polls, so
+  // that changes arriving together (containers killed at once) go out in
+  // one report and the managers replace them in one pass. Not extended by
+  // later wake-ups: the engine spreads ten deaths over 40-250 ms, and a
+  // window that long would hold back the first one's replacement.
+  std::chrono::milliseconds wake_coalesce{5};
   // How long a new status waits for the heartbeat that reports it (others
   // observed meanwhile go with it). Not the exit of a task that should still
   // run: it goes at once, for the managers to replace it.
@@ -137,6 +146,8 @@ class Agent {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  // Set by the executor's wake-up (from its threads): poll it soon.
+  bool exec_woken_ = false;
   std::vector<v1::AssignmentsReply> inbox_;  // from the poll thread
   std::string session_id_;
   v1::HeartbeatReply last_reply_;

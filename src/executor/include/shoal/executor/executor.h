@@ -3,16 +3,17 @@
 // The executor interface: how an agent runs a task (design.md section 6). The
 // agent decides what should run; an executor only makes it so on this node and
 // reports what it sees. Implementations: plugins/executor/process (host
-// processes), plugins/executor/sim (pretends; for scale tests), and later
-// plugins/executor/docker.
+// processes), plugins/executor/sim (pretends; for scale tests) and
+// plugins/executor/docker (containers on a Docker Engine).
 //
-// Threads: every method is called from the agent's thread only, and none may
-// block for long (no waiting for a process to exit): Start and Stop begin an
-// action, Poll reports where it got. Implementations that need threads keep
-// them inside.
+// Threads: every method is called from the agent's thread only (SetWakeup
+// also from the agent's Start and Stop), and none may block for long (no
+// waiting for a process to exit): Start and Stop begin an action, Poll
+// reports where it got. Implementations that need threads keep them inside.
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,6 +96,19 @@ class Executor {
   // changed, so that an agent's periodic poll costs what happened, not what
   // it holds.
   virtual std::map<std::string, Observed> PollChanges() { return Poll(); }
+
+  // Registers `wake`, which the executor calls whenever something it
+  // observes changed on its own (a container's death on the engine's event
+  // stream, a start completed), so that the agent polls at once instead of
+  // at its next poll interval: a death reaches the managers without waiting
+  // up to a poll_interval. `wake` only flags and returns (it must not call
+  // back into the executor), and may be called from any executor thread,
+  // more often than anything changed. Replaces the previous one; nullptr
+  // unregisters, and once SetWakeup returns the previous function is
+  // neither running nor called again (the agent unregisters before it goes
+  // away). The default, for executors whose changes only show in Poll
+  // (process, sim), ignores it: the agent's periodic poll finds them.
+  virtual void SetWakeup(std::function<void()> wake) { (void)wake; }
 
   // Deletes named volumes that tasks of a removed stack mounted (`stack rm
   // --volumes`), once the agent has removed those tasks. Best effort and

@@ -98,6 +98,12 @@ class DockerExecutor final : public Executor {
   // in); sends the SIGKILLs that are due. Never waits for the engine.
   std::map<std::string, Observed> Poll() override;
 
+  // Calls `wake` after each change it sees on its own threads: a death,
+  // removal or health change on the event stream, and a create, start,
+  // inspect or signal a worker finished. Called without the executor's
+  // locks but under one of its own, which SetWakeup takes.
+  void SetWakeup(std::function<void()> wake) override;
+
   // The container's stdout and stderr from the engine (its json-file or
   // local log driver), sliced at `offset`. One engine request.
   Result<std::string> Logs(const std::string& task_id, uint64_t offset, size_t max_bytes) override;
