@@ -66,7 +66,7 @@ int64_t Dispatcher::node_down_after_ns(const store::State& state) const {
 }
 
 void Dispatcher::BecomeLeader(const store::State& state, int64_t now_ns) {
-  managers_valid_ = false;
+  RepliesChanged();
   leader_ = true;
   leader_since_ns_ = now_ns;
   sessions_.clear();
@@ -77,7 +77,7 @@ void Dispatcher::BecomeLeader(const store::State& state, int64_t now_ns) {
 
 void Dispatcher::StepDown() {
   leader_ = false;
-  managers_valid_ = false;
+  RepliesChanged();
   std::vector<Waiter> waiters;
   waiters.swap(waiters_);
   for (auto& w : waiters) w.done({Code::kUnavailable, "this manager is no longer the leader"}, {});
@@ -110,11 +110,19 @@ Result<v1::HeartbeatReply> Dispatcher::Heartbeat(const store::State& state,
     attention_.insert(req.node_id());
   }
   for (const auto& u : req.updates()) {
-    const v1::Task* t = state.Get<v1::Task>(u.task_id());
-    if (t == nullptr || t->node_id() != req.node_id()) continue;  // not this node's to report
-    auto it = statuses_.find(u.task_id());
-    if (it != statuses_.end() && u.status().state() < it->second.state()) continue;
-    statuses_[u.task_id()] = u.status();
+    // Whether the task is this node's to report is checked when the report
+    // is taken (TakeMutations looks the task up anyway), unless another
+    // node's report waits for the same task: then it is settled now.
+    auto [it, added] = statuses_.try_emplace(u.task_id());
+    Report& r = it->second;
+    if (!added && r.node_id != req.node_id()) {
+      const v1::Task* t = state.Get<v1::Task>(u.task_id());
+      if (t == nullptr || t->node_id() != req.node_id()) continue;  // not this node's to report
+      if (!r.node_id.empty()) r = Report{};  // the waiting one was not that node's either
+    }
+    if (!added && u.status().state() < r.status.state()) continue;  // states only move on
+    r.status = u.status();
+    r.node_id = req.node_id();
   }
   v1::HeartbeatReply reply;
   reply.set_session_id(s.id);
@@ -123,6 +131,18 @@ Result<v1::HeartbeatReply> Dispatcher::Heartbeat(const store::State& state,
   reply.set_raft_id(node->manager_status().raft_id());
   for (const v1::ManagerAddr& a : Managers(state)) *reply.add_managers() = a;
   return reply;
+}
+
+void Dispatcher::RepliesChanged() {
+  managers_valid_ = false;
+  if (options_.reply_epoch) options_.reply_epoch->fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Dispatcher::Heard(const std::string& node_id, const std::string& session_id, int64_t now_ns) {
+  if (!leader_) return;
+  auto it = sessions_.find(node_id);
+  if (it == sessions_.end() || it->second.id != session_id) return;
+  it->second.last_heartbeat_ns = std::max(it->second.last_heartbeat_ns, now_ns);
 }
 
 const std::vector<v1::ManagerAddr>& Dispatcher::Managers(const store::State& state) {
@@ -144,7 +164,7 @@ const std::vector<v1::ManagerAddr>& Dispatcher::Managers(const store::State& sta
 bool Dispatcher::DiffAll(const store::State& state, const std::string& node_id, bool full,
                          Session& s, v1::AssignmentsReply* reply, std::set<std::string>* secrets,
                          std::set<std::string>* configs) {
-  std::map<std::string, Sent> now;
+  std::unordered_map<std::string, Sent> now;
   bool any = false;
   for (const v1::Mutation* m : state.Find(Kind::kTask, "node", node_id)) {
     const v1::Task& t = m->task();
@@ -163,12 +183,14 @@ bool Dispatcher::DiffAll(const store::State& state, const std::string& node_id, 
     }
   }
   if (!full) {
+    std::vector<const std::string*> removed;  // in id order
     for (const auto& [id, sent] : s.sent) {
-      if (!now.count(id)) {
-        reply->add_removed(id);
-        any = true;
-      }
+      if (!now.count(id)) removed.push_back(&id);
     }
+    std::sort(removed.begin(), removed.end(),
+              [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (const std::string* id : removed) reply->add_removed(*id);
+    any = any || !removed.empty();
   }
   // Without a reply `now` equals `sent` anyway.
   s.sent = std::move(now);
@@ -183,6 +205,8 @@ bool Dispatcher::DiffChanged(const store::State& state, const std::string& node_
   // The same decisions as DiffAll's, for the tasks Changed() recorded (in id
   // order, as DiffAll sends them): the rest of the node's tasks did not change
   // in any way the agent acts on.
+  std::sort(s.changed.begin(), s.changed.end());
+  s.changed.erase(std::unique(s.changed.begin(), s.changed.end()), s.changed.end());
   bool any = false;
   for (const std::string& id : s.changed) {
     const v1::Task* t = state.Get<v1::Task>(id);
@@ -265,11 +289,11 @@ void Dispatcher::Wake(const store::State& state, Pred wake) {
   std::vector<Waiter> waiters;
   waiters.swap(waiters_);
   for (auto& w : waiters) {
-    if (!wake(w.node_id)) {
+    auto it = sessions_.find(w.node_id);
+    if (!wake(w.node_id, it == sessions_.end() ? nullptr : &it->second)) {
       keep.push_back(std::move(w));
       continue;
     }
-    auto it = sessions_.find(w.node_id);
     if (it == sessions_.end()) {
       w.done({Code::kFailedPrecondition, "session ended"}, {});
       continue;
@@ -289,14 +313,14 @@ void Dispatcher::Wake(const store::State& state, Pred wake) {
 }
 
 void Dispatcher::Changed(const store::State& state) {
-  managers_valid_ = false;
+  RepliesChanged();
   for (auto& [id, s] : sessions_) {
     s.stale = true;
     s.walk_all = true;  // which tasks changed is not known
   }
   ingress_.Invalidate();
   ingress_.Refresh(state);
-  Wake(state, [](const std::string&) { return true; });
+  Wake(state, [](const std::string&, const Session*) { return true; });
 }
 
 void Dispatcher::Changed(const store::State& state, const std::vector<store::Event>& events) {
@@ -308,7 +332,7 @@ void Dispatcher::Changed(const store::State& state, const std::vector<store::Eve
 
 void Dispatcher::Changed(const store::State& state,
                          const std::vector<const store::Event*>& events) {
-  std::set<std::string> touched;
+  bool touched = false;
   for (const store::Event* e : events) {
     const v1::Mutation& m = e->mutation;
     ingress_.Observe(m);
@@ -331,18 +355,22 @@ void Dispatcher::Changed(const store::State& state,
       }
       if (!relevant) continue;
       s.stale = true;
-      s.changed.insert(t.meta().id());
-      touched.insert(t.node_id());
+      s.changed.push_back(t.meta().id());
+      touched = true;
     } else if (m.has_node() || m.has_cluster()) {
-      managers_valid_ = false;
+      RepliesChanged();
     } else if (m.has_secret() || m.has_config()) {
       // Values go out with the tasks that need them: no task changed here.
     }
   }
   // A new ingress table goes to every node (Diff adds it).
   const bool mesh = ingress_.Refresh(state);
-  if ((touched.empty() && !mesh) || waiters_.empty()) return;
-  Wake(state, [&](const std::string& node_id) { return mesh || touched.count(node_id) > 0; });
+  if ((!touched && !mesh) || waiters_.empty()) return;
+  // A parked call's session has changes only from these events: every Diff
+  // clears them, and a call parks only after a Diff (or with none pending).
+  Wake(state, [&](const std::string&, const Session* s) {
+    return mesh || (s != nullptr && !s->changed.empty());
+  });
 }
 
 void Dispatcher::Tick(const store::State& state, int64_t now_ns) {
@@ -368,9 +396,12 @@ std::vector<v1::Mutation> Dispatcher::TakeMutations(const store::State& state, i
                                                     bool sweep) {
   std::vector<v1::Mutation> out;
   if (!leader_) return out;
-  for (auto& [task_id, status] : statuses_) {
+  for (auto& [task_id, report] : statuses_) {
+    const v1::TaskStatus& status = report.status;
     const v1::Task* t = state.Get<v1::Task>(task_id);
     if (t == nullptr || status.state() < t->status().state()) continue;
+    // Only a node's own tasks (requeued reports were checked before).
+    if (!report.node_id.empty() && t->node_id() != report.node_id) continue;
     if (SameReport(status, t->status())) continue;
     v1::Mutation m;
     m.set_op(v1::Mutation::OP_TASK_STATUS);
@@ -434,7 +465,7 @@ void Dispatcher::Requeue(const std::vector<v1::Mutation>& statuses) {
   for (const v1::Mutation& m : statuses) {
     if (m.op() != v1::Mutation::OP_TASK_STATUS) continue;
     // A report that arrived since is newer than the one that failed.
-    statuses_.emplace(m.task().meta().id(), m.task().status());
+    statuses_.emplace(m.task().meta().id(), Report{m.task().status(), ""});
   }
 }
 

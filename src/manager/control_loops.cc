@@ -34,6 +34,7 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
       orch_full_ = true;
     } else {
       dispatcher_.StepDown();
+      loads_.Clear();
     }
   }
   if (!leader) return;
@@ -48,11 +49,13 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
     if (events.ok() && seen_index_ != 0) {
       dispatcher_.Changed(store_->state(), *events);
       NoteChanges(*events);
+      loads_.Update(store_->state(), *events);
       heavy = events->size() >= kHeavyTurnEvents;
     } else {
       dispatcher_.Changed(store_->state());
       orch_full_ = true;
       orch_dirty_ = true;
+      loads_.Rebuild(store_->state());
     }
     seen_index_ = applied;
   }
@@ -134,6 +137,7 @@ void ControlLoops::RunOrchestrator(int64_t now_ns) {
   // only the services whose objects or tasks changed since the last pass.
   bool full = orch_full_;
   opts.services = full ? nullptr : &orch_services_;
+  opts.loads = &loads_;
   orchestrator::Outcome out = orchestrator::Reconcile(store_->state(), now_ns, *ids_, opts);
   orch_full_ = false;
   orch_services_.clear();

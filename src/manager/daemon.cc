@@ -201,6 +201,7 @@ Status Daemon::Impl::StartManager() {
   mo.tls = tls();
   if (Status s = at_rest_->EnsureKey(); !s.ok()) return s;
   mo.dispatcher.secret_value = at_rest_->SecretValueFn();
+  mo.dispatcher.reply_epoch = &heartbeat_epoch_;
   auto m = Manager::Open(mo);
   if (!m.ok()) return m.error();
   std::lock_guard<std::mutex> lock(mu_);
@@ -333,88 +334,6 @@ Result<StreamLimiter::Slot> Daemon::Impl::OpenStream(const transport::Peer& peer
   return streams_.Open(peer.has_cert ? peer.cert.subject : "unauthenticated", what);
 }
 
-namespace {
-
-class DispatcherService final : public v1::Dispatcher::CallbackService {
- public:
-  explicit DispatcherService(Daemon::Impl* d) : d_(d) {}
-
-  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
-                                      const v1::HeartbeatRequest* req,
-                                      v1::HeartbeatReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (grpc::Status a = AuthorizeNode(transport::PeerOf(*ctx), req->node_id()); !a.ok()) {
-      r->Finish(a);
-      return r;
-    }
-    Manager* m = d_->manager();
-    if (!m) {
-      r->Finish(NotManager());
-      return r;
-    }
-    if (Status s = CheckMessageSize(*req, kMaxDispatcherRequestBytes, "a heartbeat"); !s.ok()) {
-      r->Finish(Grpc(s));
-      return r;
-    }
-    bool posted = m->Post([m, r, req, reply] {
-      if (!m->is_leader()) return r->Finish(NotLeader(*m));
-      auto out = m->dispatcher().Heartbeat(m->store().state(), *req, Manager::NowNs());
-      if (!out.ok()) return r->Finish(Grpc(out.error()));
-      *reply = std::move(out).value();
-      r->Finish(grpc::Status::OK);
-    });
-    if (!posted) r->Finish(Grpc({Code::kUnavailable, "manager stopping"}));
-    return r;
-  }
-
-  grpc::ServerUnaryReactor* Assignments(grpc::CallbackServerContext* ctx,
-                                        const v1::AssignmentsRequest* req,
-                                        v1::AssignmentsReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (grpc::Status a = AuthorizeNode(transport::PeerOf(*ctx), req->node_id()); !a.ok()) {
-      r->Finish(a);
-      return r;
-    }
-    Manager* m = d_->manager();
-    if (!m) {
-      r->Finish(NotManager());
-      return r;
-    }
-    if (Status s = CheckMessageSize(*req, kMaxDispatcherRequestBytes, "a status report"); !s.ok()) {
-      r->Finish(Grpc(s));
-      return r;
-    }
-    // A long poll: parked until something changes, so it holds a stream slot
-    // until it is answered.
-    auto slot = d_->OpenStream(transport::PeerOf(*ctx), "dispatcher long polls");
-    if (!slot.ok()) {
-      r->Finish(Grpc(slot.error()));
-      return r;
-    }
-    auto held = std::make_shared<StreamLimiter::Slot>(std::move(slot).value());
-    bool posted = m->Post([m, r, req, reply, held] {
-      if (!m->is_leader()) return r->Finish(NotLeader(*m));
-      m->dispatcher().Assignments(m->store().state(), *req, Manager::NowNs(),
-                                  [r, reply, held](Status s, v1::AssignmentsReply out) {
-                                    held->Release();
-                                    if (s.ok()) *reply = std::move(out);
-                                    r->Finish(Grpc(s));
-                                  });
-    });
-    if (!posted) r->Finish(Grpc({Code::kUnavailable, "manager stopping"}));
-    return r;
-  }
-
- private:
-  static grpc::Status NotLeader(Manager& m) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "not the leader; leader at " + m.LeaderAddress());
-  }
-  Daemon::Impl* d_;
-};
-
-}  // namespace
-
 Status Daemon::Impl::StartServing() {
   control_ = std::make_unique<ControlService>(this);
   raft_service_ = std::make_unique<transport::RaftService>([this](std::vector<v1::Message> msgs) {
@@ -427,7 +346,7 @@ Status Daemon::Impl::StartServing() {
   raft_service_->set_authorize(
       [](const grpc::ServerContextBase& ctx) { return AuthorizeRaft(transport::PeerOf(ctx)); });
   membership_ = MakeMembershipService(this);
-  dispatcher_service_ = std::make_unique<DispatcherService>(this);
+  dispatcher_service_ = MakeDispatcherService(this);
   events_ = MakeEventsService(this);
   security_ = MakeSecurityService(
       at_rest_.get(), [this] { return StartRoles(); },
@@ -446,6 +365,11 @@ Status Daemon::Impl::StartServing() {
   // and streams in progress finish (no grace limit).
   b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                        static_cast<int>(ServerConnectionAge().count()));
+  // No bandwidth-delay probes (a ping and its ack on every connection now
+  // and then): a thousand agents' connections carry small calls, and the
+  // probes cost a third of the leader's context switches in the steady
+  // state. Large Raft messages between managers flow in the default window.
+  b.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   b.RegisterService(control_.get());
   b.RegisterService(raft_service_.get());
   b.RegisterService(membership_.get());

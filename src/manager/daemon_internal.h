@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -107,6 +108,9 @@ class ControlService final : public v1::Control::CallbackService {
   Daemon::Impl* d_;
 };
 
+// The Dispatcher service: agents' heartbeats and assignments
+// (dispatcher_service.cc).
+std::unique_ptr<v1::Dispatcher::CallbackService> MakeDispatcherService(Daemon::Impl* d);
 // The Events service (events_service.cc).
 std::unique_ptr<v1::Events::Service> MakeEventsService(Daemon::Impl* d);
 // The Membership service: admission, the root, renewals, client certificates
@@ -246,6 +250,10 @@ class Daemon::Impl {
   std::unique_ptr<transport::RaftService> raft_service_;
   std::unique_ptr<v1::Membership::CallbackService> membership_;
   std::unique_ptr<v1::Dispatcher::CallbackService> dispatcher_service_;
+  // The dispatcher's reply epoch (dispatcher::Options::reply_epoch): the
+  // dispatcher service answers a repeated heartbeat from its cache while it
+  // holds. Outlives every manager this daemon starts.
+  std::atomic<uint64_t> heartbeat_epoch_{0};
   std::unique_ptr<v1::Events::Service> events_;
   std::unique_ptr<AtRest> at_rest_;  // the data key (issue 8); set by Start
   std::unique_ptr<v1::Security::CallbackService> security_;

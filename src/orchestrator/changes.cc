@@ -16,6 +16,7 @@ bool Changes::Reserve(size_t n) {
 }
 
 const v1::Task* Changes::View(const v1::Task& read) const {
+  if (index_.empty()) return &read;  // most passes over a settled service change nothing
   auto it = index_.find(read.meta().id());
   if (it == index_.end()) return &read;
   const Entry& e = entries_[it->second];
@@ -25,14 +26,14 @@ const v1::Task* Changes::View(const v1::Task& read) const {
 v1::Task& Changes::Edit(const v1::Task& read) {
   auto [it, inserted] = index_.try_emplace(read.meta().id(), entries_.size());
   if (inserted) {
-    entries_.push_back(Entry{v1::Mutation::OP_PUT, read.meta().version(), false, read});
+    entries_.push_back(Entry{v1::Mutation::OP_PUT, read.meta().version(), false, &read, read});
   }
   return entries_[it->second].task;
 }
 
 v1::Task& Changes::Create(v1::Task task) {
   index_[task.meta().id()] = entries_.size();
-  entries_.push_back(Entry{v1::Mutation::OP_PUT, 0, true, std::move(task)});
+  entries_.push_back(Entry{v1::Mutation::OP_PUT, 0, true, nullptr, std::move(task)});
   return entries_.back().task;
 }
 
@@ -43,6 +44,7 @@ void Changes::Delete(const v1::Task& read) {
   assert(!e.created);  // a pass never deletes what it creates
   e.op = v1::Mutation::OP_DELETE;
   e.expected_version = read.meta().version();
+  e.read = &read;
   e.task = read;
 }
 

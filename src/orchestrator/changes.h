@@ -52,6 +52,16 @@ class Changes {
   // The tasks created in this pass, in creation order.
   std::vector<v1::Task*> Created();
 
+  // Calls f(read, view) for each task of the state this pass changed, in
+  // the order first changed: `view` as the pass leaves it, null if deleted.
+  template <class F>
+  void ForEachChanged(F&& f) const {
+    for (const Entry& e : entries_) {
+      if (e.read == nullptr) continue;
+      f(*e.read, e.op == v1::Mutation::OP_DELETE ? nullptr : &e.task);
+    }
+  }
+
   // The mutations, in the order their tasks were first changed.
   std::vector<v1::Mutation> Take() &&;
 
@@ -60,6 +70,7 @@ class Changes {
     v1::Mutation::Op op = v1::Mutation::OP_PUT;
     uint64_t expected_version = 0;  // 0 for a new task
     bool created = false;
+    const v1::Task* read = nullptr;  // the task of the state (null if created)
     v1::Task task;
   };
 

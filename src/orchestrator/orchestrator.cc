@@ -28,14 +28,17 @@ Outcome Reconcile(const store::State& state, int64_t now_ns, IdSource& ids,
                   const Options& options) {
   internal::Pass p(state, now_ns, ids, options.max_mutations);
   p.history_limit = options.task_history_per_slot;
+  if (options.loads != nullptr && options.loads->Matches(state)) p.loads = options.loads;
   for (const v1::Mutation* m : state.List(store::Kind::kCluster)) {
     if (m->cluster().task_history_per_slot() != 0) {
       p.history_limit = m->cluster().task_history_per_slot();
     }
     break;  // one Cluster object per cluster
   }
+  p.node_index.reserve(state.Count(store::Kind::kNode));
   for (const v1::Mutation* m : state.List(store::Kind::kNode)) {
-    p.nodes.emplace(m->node().meta().id(), &m->node());
+    p.nodes.emplace_hint(p.nodes.end(), m->node().meta().id(), &m->node());
+    p.node_index.emplace(m->node().meta().id(), &m->node());
   }
   for (const v1::Mutation* m : state.List(store::Kind::kService)) {
     p.services_by_name.emplace(m->service().spec().name(), &m->service());

@@ -74,8 +74,8 @@ RestartDecision DecideReplacement(const v1::Service& service, const v1::Task& t,
 }
 
 const v1::Node* FindNode(const Pass& p, const std::string& id) {
-  auto it = p.nodes.find(id);
-  return it == p.nodes.end() ? nullptr : it->second;
+  auto it = p.node_index.find(id);
+  return it == p.node_index.end() ? nullptr : it->second;
 }
 
 bool IsLost(const v1::Node* node) {

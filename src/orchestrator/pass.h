@@ -15,11 +15,14 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "changes.h"
 #include "policy.h"
 #include "rollout.h"
+#include "shoal/orchestrator/load_index.h"
 #include "shoal/orchestrator/orchestrator.h"
 
 namespace shoal::orchestrator::internal {
@@ -33,12 +36,16 @@ struct Pass {
   IdSource& ids;
   uint64_t history_limit = 0;
   std::map<std::string, const v1::Node*> nodes;  // by id
+  // The same, hashed: FindNode runs once or twice per task looked at.
+  std::unordered_map<std::string_view, const v1::Node*> node_index;
   // Services by full name (spec.name), for depends_on.
   std::map<std::string, const v1::Service*> services_by_name;
   // Tasks by service id, as read: every service's when `all_tasks_read`,
   // else filled as asked (TasksRead).
   mutable std::map<std::string, std::vector<const v1::Task*>> tasks_by_service;
   bool all_tasks_read = true;
+  // The caller's load index, when it matches the state (else null).
+  const LoadIndex* loads = nullptr;
   Changes changes;
   // Service objects this pass writes (update status, a rollback's spec swap,
   // depends_on's waiting message), by id; each reserved as one mutation.

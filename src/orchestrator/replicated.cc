@@ -57,11 +57,11 @@ enum class Health {
 };
 
 // Caches CanStay per (node, spec version): every task of one version of a
-// service has the same constraints.
+// service has the same constraints. Nodes by address: one pass, one state.
 class StayCache {
  public:
   bool CanStay(const v1::Node& node, const v1::Task& t) {
-    auto key = std::make_pair(node.meta().id(), t.service_spec_version());
+    auto key = std::make_pair(&node, t.service_spec_version());
     auto it = cache_.find(key);
     if (it == cache_.end()) {
       it = cache_.emplace(key, internal::CanStay(node, PlacementProbe(t))).first;
@@ -70,7 +70,7 @@ class StayCache {
   }
 
  private:
-  std::map<std::pair<std::string, uint64_t>, bool> cache_;
+  std::map<std::pair<const v1::Node*, uint64_t>, bool> cache_;
 };
 
 Health Check(const Pass& p, const v1::Task& t, bool job, StayCache& cache) {
@@ -93,23 +93,34 @@ void ReconcileReplicated(Pass& p, ServiceTasks& st) {
   const bool start_first = IsStartFirst(svc);
 
   // One live task per slot. A live task without a slot (left from a global
-  // mode before a mode change) has no place here.
-  std::map<uint64_t, std::vector<const v1::Task*>> by_slot;
+  // mode before a mode change) has no place here. Grouped by sorting (slot,
+  // read order) pairs: one allocation, not one per slot.
+  std::vector<std::pair<uint64_t, const v1::Task*>> live_read;
+  live_read.reserve(st.read.size());
   for (const v1::Task* t : st.read) {
     if (!IsLive(*t)) continue;
     if (t->slot() == 0) {
       if (!RetireUnit(p, *t)) return;
       continue;
     }
-    by_slot[t->slot()].push_back(t);
+    live_read.emplace_back(t->slot(), t);
   }
+  std::stable_sort(live_read.begin(), live_read.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::map<uint64_t, const v1::Task*> slots;    // slot -> its live task
   std::map<uint64_t, const v1::Task*> shadows;  // start-first: the task it replaces
-  for (auto& [slot, tasks] : by_slot) {
+  std::vector<const v1::Task*> tasks;           // the live tasks of one slot
+  for (size_t i = 0; i < live_read.size();) {
+    const uint64_t slot = live_read[i].first;
+    tasks.clear();
+    for (; i < live_read.size() && live_read[i].first == slot; ++i) {
+      tasks.push_back(live_read[i].second);
+    }
     std::sort(tasks.begin(), tasks.end(), [&](const v1::Task* a, const v1::Task* b) {
       return BetterToKeep(svc, *a, *b, start_first);
     });
-    slots[slot] = tasks[0];
+    slots.emplace_hint(slots.end(), slot, tasks[0]);  // in slot order
+    if (tasks.size() == 1) continue;                  // the common case: nothing to retire or keep
     std::vector<const v1::Task*> others(tasks.begin() + 1, tasks.end());
     std::sort(others.begin(), others.end(),
               [&](const v1::Task* a, const v1::Task* b) { return BetterToKeep(svc, *a, *b); });

@@ -44,18 +44,26 @@ void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
   if (pending.empty()) return;
   // The load: every assigned task, also of the services this pass did not
   // look at (then read from the state: the pass changed none of them).
-  std::vector<const v1::Task*> all;
-  if (!p.all_tasks_read) {
-    all.reserve(p.state.Count(store::Kind::kTask));
-    for (const v1::Mutation* m : p.state.List(store::Kind::kTask)) all.push_back(&m->task());
-  }
-  const std::vector<const v1::Task*>& every = p.all_tasks_read ? tasks : all;
-  std::vector<const v1::Task*> assigned;
-  assigned.reserve(every.size());
-  for (const v1::Task* read : every) {
-    const v1::Task* t = p.changes.View(*read);
-    if (t != nullptr && IsLive(*t) && IsAssigned(*t) && t->status().state() < v1::TASK_COMPLETE) {
-      assigned.push_back(t);
+  scheduler::Load load;
+  if (p.loads != nullptr) {
+    // Kept by the caller for the state as read: only what this pass
+    // changed differs.
+    load.base = &p.loads->usage();
+    p.changes.ForEachChanged([&](const v1::Task& read, const v1::Task* view) {
+      if (LoadIndex::Counts(read)) load.remove.push_back(&read);
+      if (view != nullptr && LoadIndex::Counts(*view)) load.add.push_back(view);
+    });
+  } else {
+    std::vector<const v1::Task*> all;
+    if (!p.all_tasks_read) {
+      all.reserve(p.state.Count(store::Kind::kTask));
+      for (const v1::Mutation* m : p.state.List(store::Kind::kTask)) all.push_back(&m->task());
+    }
+    const std::vector<const v1::Task*>& every = p.all_tasks_read ? tasks : all;
+    load.add.reserve(every.size());
+    for (const v1::Task* read : every) {
+      const v1::Task* t = p.changes.View(*read);
+      if (t != nullptr && LoadIndex::Counts(*t)) load.add.push_back(t);
     }
   }
 
@@ -84,7 +92,7 @@ void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
   nodes.reserve(p.nodes.size());
   for (const auto& [id, node] : p.nodes) nodes.push_back(node);
 
-  scheduler::Decision decision = scheduler::Schedule(nodes, assigned, batch);
+  scheduler::Decision decision = scheduler::Schedule(nodes, load, batch);
   // What the scheduler placed in this pass, as it would read it next pass
   // (only needed to explain the unplaced again, below).
   std::vector<v1::Task> placed;
@@ -114,14 +122,14 @@ void ScheduleAll(Pass& p, const std::vector<const v1::Task*>& tasks) {
   // the next pass sees exactly those placements, so it computes the same
   // message and an idle cluster produces no mutations. (Placement only ever
   // gets harder as tasks are added, so this call places nothing.)
-  for (const v1::Task& s : placed) assigned.push_back(&s);
+  for (const v1::Task& s : placed) load.add.push_back(&s);
   std::vector<const v1::Task*> unplaced;
   for (const scheduler::Unplaced& u : decision.unplaced) {
     unplaced.push_back(batch[position.at(u.task_id)]);
   }
   std::map<std::string, std::string> message;
   for (const scheduler::Unplaced& u : decision.unplaced) message[u.task_id] = u.message;
-  for (const scheduler::Unplaced& u : scheduler::Schedule(nodes, assigned, unplaced).unplaced) {
+  for (const scheduler::Unplaced& u : scheduler::Schedule(nodes, load, unplaced).unplaced) {
     message[u.task_id] = u.message;
   }
 

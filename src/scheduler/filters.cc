@@ -10,11 +10,11 @@ std::string PortKey(const v1::PortConfig& p) {
   return std::to_string(p.published()) + "/" + (p.protocol().empty() ? "tcp" : p.protocol());
 }
 
-namespace {
-
 bool IsHostPort(const v1::PortConfig& p) {
   return p.mode() == v1::PortConfig::PUBLISH_HOST && p.published() != 0;
 }
+
+namespace {
 
 std::string Trim(std::string_view s) {
   size_t b = s.find_first_not_of(' ');
@@ -42,28 +42,60 @@ bool Satisfies(const v1::Node& n, const std::string& constraint) {
 
 }  // namespace
 
-void AddTask(NodeLoad& load, const v1::Task& t) {
-  load.per_service[t.service_id()]++;
-  load.total++;
-  load.cpus += t.resources().reservations().nano_cpus();
-  load.memory += t.resources().reservations().memory_bytes();
+bool NodeLoad::HostPortInUse(const std::string& key) const {
+  int n = 0;
+  if (base != nullptr) {
+    auto it = base->host_ports.find(key);
+    if (it != base->host_ports.end()) n += it->second;
+  }
+  auto it = host_ports.find(key);
+  if (it != host_ports.end()) n += it->second;
+  return n > 0;
+}
+
+void AddTask(NodeLoad& load, const v1::Task& t, int sign) {
+  load.per_service[t.service_id()] += sign;
+  load.total += sign;
+  load.cpus += sign * t.resources().reservations().nano_cpus();
+  load.memory += sign * t.resources().reservations().memory_bytes();
   for (const auto& p : t.endpoint().ports()) {
-    if (IsHostPort(p)) load.host_ports.insert(PortKey(p));
+    if (IsHostPort(p)) load.host_ports[PortKey(p)] += sign;
   }
 }
 
-std::vector<NodeLoad> Loads(const std::vector<const v1::Node*>& nodes,
-                            const std::vector<const v1::Task*>& assigned) {
+std::vector<NodeLoad> Loads(const std::vector<const v1::Node*>& nodes, const Load& load) {
   std::vector<NodeLoad> loads(nodes.size());
   std::unordered_map<std::string_view, size_t> by_id;
   by_id.reserve(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
-    loads[i].node = nodes[i];
+    NodeLoad& l = loads[i];
+    l.node = nodes[i];
     by_id[nodes[i]->meta().id()] = i;  // the last of equal ids, as before
+    if (load.base == nullptr) continue;
+    auto it = load.base->find(nodes[i]->meta().id());
+    if (it == load.base->end()) continue;
+    l.base = &it->second;
+    l.total = l.base->total;
+    l.cpus = l.base->nano_cpus;
+    l.memory = l.base->memory_bytes;
   }
-  for (const v1::Task* t : assigned) {
+  if (load.base != nullptr) {
+    // A node id listed twice: only the last of them counts its tasks, as
+    // when every task is added one by one.
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (by_id[nodes[i]->meta().id()] == i) continue;
+      loads[i].base = nullptr;
+      loads[i].total = 0;
+      loads[i].cpus = loads[i].memory = 0;
+    }
+  }
+  for (const v1::Task* t : load.add) {
     auto it = by_id.find(t->node_id());
     if (it != by_id.end()) AddTask(loads[it->second], *t);
+  }
+  for (const v1::Task* t : load.remove) {
+    auto it = by_id.find(t->node_id());
+    if (it != by_id.end()) AddTask(loads[it->second], *t, -1);
   }
   return loads;
 }
@@ -121,9 +153,9 @@ std::string DynamicRefusal(const NodeLoad& load, const v1::Task& task) {
       load.memory + want.memory_bytes() > n.description().memory_bytes()) {
     return "insufficient memory";
   }
-  if (!load.host_ports.empty()) {
+  if (load.AnyHostPorts()) {
     for (const auto& p : task.endpoint().ports()) {
-      if (IsHostPort(p) && load.host_ports.count(PortKey(p))) {
+      if (IsHostPort(p) && load.HostPortInUse(PortKey(p))) {
         return "host port " + PortKey(p) + " in use";
       }
     }

@@ -17,31 +17,44 @@
 #include <unordered_map>
 #include <vector>
 
+#include "shoal/scheduler/scheduler.h"
 #include "shoal/v1/objects.pb.h"
 
 namespace shoal::scheduler::internal {
 
-// What the scheduler tracks of a node while it places tasks.
+// What the scheduler tracks of a node while it places tasks: the caller's
+// kept usage (`base`, may be null) and, on top of it, what this call added
+// or removed. The scalars include the base's.
 struct NodeLoad {
   const v1::Node* node = nullptr;
-  std::unordered_map<std::string, int> per_service;  // service id -> tasks
+  const NodeUsage* base = nullptr;
+  std::unordered_map<std::string, int> per_service;  // service id -> tasks, on top of base
   int total = 0;
-  int64_t cpus = 0;                  // reserved nano CPUs
-  int64_t memory = 0;                // reserved bytes
-  std::set<std::string> host_ports;  // "8080/tcp"
+  int64_t cpus = 0;                                 // reserved nano CPUs
+  int64_t memory = 0;                               // reserved bytes
+  std::unordered_map<std::string, int> host_ports;  // "8080/tcp" -> tasks, on top of base
 
   int Of(const std::string& service_id) const {
-    auto it = per_service.find(service_id);
-    return it == per_service.end() ? 0 : it->second;
+    int n = base != nullptr ? base->Of(service_id) : 0;
+    if (!per_service.empty()) {
+      auto it = per_service.find(service_id);
+      if (it != per_service.end()) n += it->second;
+    }
+    return n;
   }
+  bool AnyHostPorts() const {
+    return !host_ports.empty() || (base != nullptr && !base->host_ports.empty());
+  }
+  bool HostPortInUse(const std::string& key) const;
 };
 
 std::string PortKey(const v1::PortConfig& p);
-void AddTask(NodeLoad& load, const v1::Task& t);
-// One load per node, in the order of `nodes`, with the tasks of `assigned`
+bool IsHostPort(const v1::PortConfig& p);
+// Counts `t` on the node once more (sign 1) or once less (sign -1).
+void AddTask(NodeLoad& load, const v1::Task& t, int sign = 1);
+// One load per node, in the order of `nodes`, with the tasks of `load`
 // whose node is among them.
-std::vector<NodeLoad> Loads(const std::vector<const v1::Node*>& nodes,
-                            const std::vector<const v1::Task*>& assigned);
+std::vector<NodeLoad> Loads(const std::vector<const v1::Node*>& nodes, const Load& load);
 
 // The value a constraint's or spread preference's left-hand side has on a
 // node; false when the node has no such attribute.

@@ -165,10 +165,46 @@ void PlaceBound(std::vector<NodeLoad>& loads,
 
 }  // namespace
 
+TaskLoad TaskLoad::Of(const v1::Task& task) {
+  TaskLoad l;
+  l.service_id = task.service_id();
+  l.nano_cpus = task.resources().reservations().nano_cpus();
+  l.memory_bytes = task.resources().reservations().memory_bytes();
+  for (const auto& p : task.endpoint().ports()) {
+    if (internal::IsHostPort(p)) l.host_ports.push_back(internal::PortKey(p));
+  }
+  return l;
+}
+
+void NodeUsage::Add(const TaskLoad& load, int sign) {
+  total += sign;
+  nano_cpus += sign * load.nano_cpus;
+  memory_bytes += sign * load.memory_bytes;
+  auto count = [sign](std::unordered_map<std::string, int>& m, const std::string& key) {
+    auto [it, added] = m.try_emplace(key, 0);
+    it->second += sign;
+    if (it->second == 0) m.erase(it);
+  };
+  count(per_service, load.service_id);
+  for (const std::string& p : load.host_ports) count(host_ports, p);
+}
+
+int NodeUsage::Of(const std::string& service_id) const {
+  auto it = per_service.find(service_id);
+  return it == per_service.end() ? 0 : it->second;
+}
+
 Decision Schedule(const std::vector<const v1::Node*>& nodes,
                   const std::vector<const v1::Task*>& assigned,
                   const std::vector<const v1::Task*>& pending) {
-  std::vector<NodeLoad> loads = internal::Loads(nodes, assigned);
+  Load load;
+  load.add = assigned;
+  return Schedule(nodes, load, pending);
+}
+
+Decision Schedule(const std::vector<const v1::Node*>& nodes, const Load& load,
+                  const std::vector<const v1::Task*>& pending) {
+  std::vector<NodeLoad> loads = internal::Loads(nodes, load);
   std::unordered_map<std::string_view, size_t> by_id;
   by_id.reserve(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) by_id[nodes[i]->meta().id()] = i;

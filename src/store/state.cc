@@ -1,5 +1,8 @@
 #include "shoal/store/state.h"
 
+#include <atomic>
+#include <cstring>
+
 namespace shoal::store {
 
 namespace {
@@ -97,6 +100,23 @@ bool SameStatus(const v1::TaskStatus& a, const v1::TaskStatus& b) {
   return a.state() == b.state() && a.timestamp_ns() == b.timestamp_ns() &&
          a.message() == b.message() && a.error() == b.error() && a.exit_code() == b.exit_code() &&
          a.container_id() == b.container_id() && a.health() == b.health();
+}
+
+// The object in `slot`, to be changed in place: when anything else shares it
+// (an event, a copy of the State), `slot` first gets a copy of its own, so
+// that what the others hold never changes. The State creates every object it
+// holds as a non-const Mutation, so casting the const away is sound.
+Mutation* Unshare(SharedMutation* slot) {
+  if (slot->use_count() == 1) {
+    // The last other holder may have let go on another thread (an events
+    // stream): its reads happen before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return const_cast<Mutation*>(slot->get());
+  }
+  auto copy = std::make_shared<Mutation>(**slot);
+  Mutation* out = copy.get();
+  *slot = std::move(copy);
+  return out;
 }
 
 v1::Meta* MutableMetaOf(Mutation* m) {
@@ -295,58 +315,60 @@ Status State::ApplyOne(uint64_t index, const v1::Command& command, v1::Command* 
     const Mutation& m = muts[i];
     Kind kind = *KindOf(m);
     Table& t = tables_[static_cast<int>(kind)];
-    std::string id = MetaOf(m)->id();
+    const std::string& id = MetaOf(m)->id();
     auto it = t.objects.find(id);
-    Event ev;
-    ev.version = index;
     if (m.op() == Mutation::OP_TASK_STATUS) {
       // A report for a task that is gone, older than what is known, or equal
       // to it changes nothing: states only move forward (objects.proto).
       if (it == t.objects.end()) continue;
-      v1::Task* task = it->second.mutable_task();
       const v1::TaskStatus& next = m.task().status();
-      if (next.state() < task->status().state()) continue;
-      if (SameStatus(next, task->status())) continue;
-      *task->mutable_status() = next;
+      const v1::TaskStatus& now = it->second->task().status();
+      if (next.state() < now.state()) continue;
+      if (SameStatus(next, now)) continue;
+      v1::Task* task = Unshare(&it->second)->mutable_task();
+      if (movable != nullptr) {
+        task->mutable_status()->Swap(
+            movable->mutable_transaction()->mutable_mutations(i)->mutable_task()->mutable_status());
+      } else {
+        *task->mutable_status() = next;
+      }
       task->mutable_meta()->set_version(index);
       task->mutable_meta()->set_updated_at_ns(command.proposed_at_ns());
-      ev.mutation = it->second;
-      if (events) events->push_back(std::move(ev));
+      if (events) events->emplace_back(index, it->second);
       continue;
     }
     if (m.op() == Mutation::OP_DELETE) {
-      Index(kind, it->second, false);
-      ev.mutation = std::move(it->second);
-      ev.mutation.set_op(Mutation::OP_DELETE);
+      Index(kind, *it->second, false);
+      SharedMutation gone = std::move(it->second);
       t.objects.erase(it);
-    } else {
-      // Moved when allowed: `m` is then empty from here on.
-      Mutation stored;
-      if (movable != nullptr) {
-        stored = std::move(*movable->mutable_transaction()->mutable_mutations(i));  // a swap
-      } else {
-        stored = m;
+      if (events) {
+        Unshare(&gone)->set_op(Mutation::OP_DELETE);
+        events->emplace_back(index, std::move(gone));
       }
-      stored.set_op(Mutation::OP_PUT);
-      stored.set_expected_version(0);
-      v1::Meta* meta = MutableMetaOf(&stored);
-      meta->set_version(index);
-      meta->set_updated_at_ns(command.proposed_at_ns());
-      if (it == t.objects.end()) {
-        meta->set_created_at_ns(command.proposed_at_ns());
-      } else {
-        meta->set_created_at_ns(MetaOf(it->second)->created_at_ns());
-        Index(kind, it->second, false);
-      }
-      if (events) ev.mutation = stored;
-      Index(kind, stored, true);
-      if (it == t.objects.end()) {
-        t.objects.emplace(std::move(id), std::move(stored));
-      } else {
-        it->second = std::move(stored);
-      }
+      continue;
     }
-    if (events) events->push_back(std::move(ev));
+    // Moved when allowed: `m` is then empty from here on.
+    auto stored = std::make_shared<Mutation>();
+    if (movable != nullptr) {
+      stored->Swap(movable->mutable_transaction()->mutable_mutations(i));
+    } else {
+      *stored = m;
+    }
+    stored->set_op(Mutation::OP_PUT);
+    stored->set_expected_version(0);
+    v1::Meta* meta = MutableMetaOf(stored.get());
+    meta->set_version(index);
+    meta->set_updated_at_ns(command.proposed_at_ns());
+    if (it == t.objects.end()) {
+      meta->set_created_at_ns(command.proposed_at_ns());
+      Index(kind, *stored, true);
+      it = t.objects.emplace(meta->id(), std::move(stored)).first;
+    } else {
+      meta->set_created_at_ns(MetaOf(*it->second)->created_at_ns());
+      Reindex(kind, *it->second, *stored);
+      it->second = std::move(stored);
+    }
+    if (events) events->emplace_back(index, it->second);
   }
   return Status::Ok();
 }
@@ -373,10 +395,31 @@ void State::Index(Kind kind, const Mutation& m, bool add) {
   }
 }
 
+void State::Reindex(Kind kind, const Mutation& before, const Mutation& after) {
+  IndexKeys old_keys = KeysOf(kind, before);
+  IndexKeys new_keys = KeysOf(kind, after);
+  // Whether keys[i] of `a` is among those of `b` (at most three each).
+  const auto kept = [](const IndexKeys& a, int i, const IndexKeys& b) {
+    for (int j = 0; j < b.n; ++j) {
+      if (std::strcmp(a.keys[i].first, b.keys[j].first) == 0 &&
+          a.keys[i].second == b.keys[j].second) {
+        return true;
+      }
+    }
+    return false;
+  };
+  bool same = old_keys.n == new_keys.n;
+  for (int i = 0; same && i < old_keys.n; ++i) same = kept(old_keys, i, new_keys);
+  if (same) return;
+  // Rare enough (a task moving node or desired state) to go the plain way.
+  Index(kind, before, false);
+  Index(kind, after, true);
+}
+
 const Mutation* State::Get(Kind kind, const std::string& id) const {
   const auto& objects = tables_[static_cast<int>(kind)].objects;
   auto it = objects.find(id);
-  return it == objects.end() ? nullptr : &it->second;
+  return it == objects.end() ? nullptr : it->second.get();
 }
 
 std::vector<const Mutation*> State::Find(Kind kind, const std::string& index,
@@ -387,13 +430,13 @@ std::vector<const Mutation*> State::Find(Kind kind, const std::string& index,
   if (idx == t.indexes.end()) return out;
   auto ids = idx->second.find(key);
   if (ids == idx->second.end()) return out;
-  for (const auto& id : ids->second) out.push_back(&t.objects.at(id));
+  for (const auto& id : ids->second) out.push_back(t.objects.at(id).get());
   return out;
 }
 
 std::vector<const Mutation*> State::List(Kind kind) const {
   std::vector<const Mutation*> out;
-  for (const auto& [id, m] : tables_[static_cast<int>(kind)].objects) out.push_back(&m);
+  for (const auto& [id, m] : tables_[static_cast<int>(kind)].objects) out.push_back(m.get());
   return out;
 }
 
@@ -401,7 +444,7 @@ v1::StoreSnapshot State::ToSnapshot() const {
   v1::StoreSnapshot s;
   s.set_applied_index(applied_index_);
   for (const auto& t : tables_)
-    for (const auto& [id, m] : t.objects) *s.add_objects() = m;
+    for (const auto& [id, m] : t.objects) *s.add_objects() = *m;
   return s;
 }
 
@@ -413,8 +456,10 @@ Status State::Restore(const v1::StoreSnapshot& snapshot) {
     const std::string& id = MetaOf(m)->id();
     if (id.empty())
       return InvalidArgument("snapshot holds a " + std::string(KindName(*kind)) + " without an id");
-    fresh.tables_[static_cast<int>(*kind)].objects[id] = m;
-    fresh.Index(*kind, m, true);
+    auto& slot = fresh.tables_[static_cast<int>(*kind)].objects[id];
+    if (slot) fresh.Index(*kind, *slot, false);  // the same id twice: the last one wins
+    slot = std::make_shared<Mutation>(m);
+    fresh.Index(*kind, *slot, true);
   }
   fresh.applied_index_ = snapshot.applied_index();
   *this = std::move(fresh);

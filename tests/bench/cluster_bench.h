@@ -222,6 +222,23 @@ class PerfRecord {
   pid_t pid_ = -1;
 };
 
+// The programs a run starts: the build's, unless SHOAL_BENCH_SHOAL /
+// SHOAL_BENCH_SIM_NODES name others (to compare an older build alternately).
+inline std::string ShoalBinary() {
+  const char* p = std::getenv("SHOAL_BENCH_SHOAL");
+  return p != nullptr && *p != '\0' ? p : SHOAL_BINARY;
+}
+inline std::string SimNodesBinary() {
+  const char* p = std::getenv("SHOAL_BENCH_SIM_NODES");
+  return p != nullptr && *p != '\0' ? p : SHOAL_SIM_NODES;
+}
+
+// More flags for shoal_sim_nodes (SHOAL_BENCH_SIM_ARGS), for experiments.
+inline std::string SimNodesArgs() {
+  const char* p = std::getenv("SHOAL_BENCH_SIM_ARGS");
+  return p != nullptr ? p : "";
+}
+
 // Daemons and sim-node processes under one directory, each with its log.
 class Cluster {
  public:
@@ -240,7 +257,7 @@ class Cluster {
   // `shoal daemon` for node `name` with the sim executor; false on failure.
   bool StartDaemon(const std::string& name) {
     std::string data = (dir_ / name).string();
-    std::string cmd = "exec '" + std::string(SHOAL_BINARY) + "' daemon --data-dir '" + data +
+    std::string cmd = "exec '" + ShoalBinary() + "' daemon --data-dir '" + data +
                       "' --listen 127.0.0.1:0 --hostname " + name +
                       " --executor sim --join-rate 0 2>>'" + Log(name) + "'";
     auto p = ChildProcess::Spawn({"/bin/sh", "-c", cmd});
@@ -262,10 +279,10 @@ class Cluster {
                   const std::vector<std::string>& managers, int timeout_s) {
     std::string list;
     for (const auto& m : managers) list += (list.empty() ? "" : ",") + m;
-    std::string cmd = "exec '" + std::string(SHOAL_SIM_NODES) + "' --managers " + list +
-                      " --token " + token + " --nodes " + std::to_string(nodes) + " --data '" +
-                      (dir_ / name).string() + "' --prefix " + name + " --stats 10 2>>'" +
-                      Log(name) + "'";
+    std::string cmd = "exec '" + SimNodesBinary() + "' --managers " + list + " --token " + token +
+                      " --nodes " + std::to_string(nodes) + " --data '" + (dir_ / name).string() +
+                      "' --prefix " + name + " --stats 10 " + SimNodesArgs() + " 2>>'" + Log(name) +
+                      "'";
     auto t0 = Clock::now();
     auto p = ChildProcess::Spawn({"/bin/sh", "-c", cmd});
     if (!p) return -1;
@@ -299,7 +316,7 @@ class Cluster {
 
   // `shoal --host <name's socket> args...`, stdout and stderr together.
   CliResult Cli(const std::string& name, const std::vector<std::string>& args) const {
-    std::string cmd = "'" + std::string(SHOAL_BINARY) + "' --host " + Socket(name);
+    std::string cmd = "'" + ShoalBinary() + "' --host " + Socket(name);
     for (const auto& a : args) cmd += " '" + a + "'";
     cmd += " 2>&1";
     CliResult r;
@@ -444,16 +461,51 @@ inline std::string WriteStack(const fs::path& dir, int services, int replicas) {
   return p.string();
 }
 
+// Context switches (voluntary and not) of every thread of a process so far,
+// from /proc/PID/task/*/status; threads that ended are not counted.
+inline long ContextSwitches(pid_t pid) {
+  long total = 0;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != fs::end(it); it.increment(ec)) {
+    std::ifstream in(it->path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find("ctxt_switches:") == std::string::npos) continue;
+      total += std::atol(line.c_str() + line.find(':') + 1);
+    }
+  }
+  return total;
+}
+
 // CPU seconds used by each named process between two samples.
 struct CpuSample {
   std::map<std::string, double> per;
+  std::map<std::string, long> switches;  // only with SampleCpu(c, true)
   std::pair<double, double> machine;
 };
-inline CpuSample SampleCpu(Cluster& c) {
+inline CpuSample SampleCpu(Cluster& c, bool switches = false) {
   CpuSample s;
-  for (const auto& n : c.Names()) s.per[n] = CpuSeconds(c.Pid(n));
+  for (const auto& n : c.Names()) {
+    s.per[n] = CpuSeconds(c.Pid(n));
+    if (switches) s.switches[n] = ContextSwitches(c.Pid(n));
+  }
   s.machine = MachineCpu();
   return s;
+}
+// "m1 1,234/s, ...": context switches a second of each process between two
+// samples taken with switches.
+inline std::string SwitchReport(const CpuSample& a, const CpuSample& b, double wall) {
+  std::string out;
+  char buf[96];
+  for (const auto& [n, v] : b.switches) {
+    auto it = a.switches.find(n);
+    if (it == a.switches.end() || wall <= 0) continue;
+    std::snprintf(buf, sizeof buf, "%s%s %.0f/s", out.empty() ? "" : ", ", n.c_str(),
+                  static_cast<double>(v - it->second) / wall);
+    out += buf;
+  }
+  return out;
 }
 inline std::string CpuReport(const CpuSample& a, const CpuSample& b, double wall,
                              const std::string& leader) {

@@ -219,12 +219,13 @@ int Deploy(const Options& o) {
       perf.push_back(std::make_unique<PerfRecord>(c.Pid(leader), o.perf + "/leader-idle.data"));
       perf.push_back(std::make_unique<PerfRecord>(c.Pid(sims[0]), o.perf + "/sim-idle.data"));
     }
-    CpuSample idle0 = SampleCpu(c);
+    CpuSample idle0 = SampleCpu(c, true);
     std::this_thread::sleep_for(std::chrono::seconds(10));
-    CpuSample idle1 = SampleCpu(c);
+    CpuSample idle1 = SampleCpu(c, true);
     for (auto& p : perf) p->Stop();
     std::printf("  CPU-s over the next 10 s, everything running: %s\n",
                 CpuReport(idle0, idle1, 10, leader).c_str());
+    std::printf("  context switches meanwhile: %s\n", SwitchReport(idle0, idle1, 10).c_str());
     std::fflush(stdout);
     accepted.push_back(t_acc);
     placed.push_back(t_placed);

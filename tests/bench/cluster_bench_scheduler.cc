@@ -3,6 +3,7 @@
 #include <set>
 
 #include "cluster_bench.h"
+#include "shoal/orchestrator/load_index.h"
 
 namespace cluster_bench {
 
@@ -176,6 +177,14 @@ int Scheduler(const Options& o) {
     uint64_t idx = index;
     std::set<std::string> next;
     bool full_pass = true;
+    // As the leader's control loops do: the scheduler's load kept from the
+    // applied events (with the incremental follow-ups only, to compare).
+    shoal::orchestrator::LoadIndex loads;
+    std::pair<double, double> indexing{0, 0};
+    if (incremental_follow_ups) {
+      loads.Rebuild(copy);
+      opts.loads = &loads;
+    }
     while (true) {
       opts.services = full_pass ? nullptr : &next;
       timer.Lap();
@@ -203,74 +212,111 @@ int Scheduler(const Options& o) {
       for (const auto& e : events) {
         if (e.mutation.has_task()) next.insert(e.mutation.task().service_id());
       }
+      if (incremental_follow_ups) {
+        std::vector<const shoal::store::Event*> refs;
+        for (const auto& e : events) refs.push_back(&e);
+        timer.Lap();
+        loads.Update(copy, refs);
+        auto ix = timer.Lap();
+        indexing.first += ix.first;
+        indexing.second += ix.second;
+      }
     }
     char what[96], extra[96];
-    std::snprintf(what, sizeof what, "Reconcile, max_mutations %zu, %s: %d passes",
-                  opts.max_mutations,
-                  incremental_follow_ups ? "follow-ups incremental" : "all full", passes);
+    std::snprintf(
+        what, sizeof what, "Reconcile, max_mutations %zu, %s: %d passes", opts.max_mutations,
+        incremental_follow_ups ? "follow-ups incremental + load index" : "all full", passes);
     std::snprintf(extra, sizeof extra, "%s (slowest pass %.3f s CPU)",
                   rate(assigned, reconcile.second).c_str(), worst);
     row(what, reconcile, extra);
     row("  + State::Apply of those passes' transactions (with events)", apply,
         rate(assigned, reconcile.second + apply.second));
     if (incremental_follow_ups == 0) continue;
+    row("  + LoadIndex::Update from those events", indexing, "");
     opts.services = nullptr;
 
     // The running phase: the agents' reports (RUNNING) applied 1,000 at a
     // time, each batch followed by the pass the leader runs next, full (as
     // before) or over the services the batch touched (control_loops.cc).
+    // First in id order (each batch touches one service), then spread over
+    // every service as 1,000 agents report them (each batch touches all).
     std::vector<std::string> ids_in_order;
     for (const v1::Mutation* m : copy.List(shoal::store::Kind::kTask)) {
       ids_in_order.push_back(m->task().meta().id());
     }
-    std::pair<double, double> merge{0, 0}, full{0, 0}, incremental{0, 0};
-    int batches = 0;
-    size_t full_muts = 0, inc_muts = 0, seen = 0;
-    for (size_t i = 0; i < ids_in_order.size() && batches < 20; i += 1000, ++batches) {
-      v1::Command c;
-      for (size_t j = i; j < std::min(ids_in_order.size(), i + 1000); ++j) {
-        v1::Mutation* m = c.mutable_transaction()->add_mutations();
-        m->set_op(v1::Mutation::OP_TASK_STATUS);
-        m->mutable_task()->mutable_meta()->set_id(ids_in_order[j]);
-        m->mutable_task()->mutable_status()->set_state(v1::TASK_RUNNING);
-        m->mutable_task()->mutable_status()->set_message("started");
-        m->mutable_task()->mutable_status()->set_timestamp_ns(now + 1);
+    for (int spread = 0; spread < 2; ++spread) {
+      std::vector<std::string> order;
+      if (spread == 0) {
+        order.assign(ids_in_order.begin(),
+                     ids_in_order.begin() + std::min<size_t>(ids_in_order.size(), 20'000));
+      } else {
+        // Tasks the first round did not report: from the middle of each service's.
+        size_t per = static_cast<size_t>(replicas), n = static_cast<size_t>(services);
+        for (size_t j = 0; j < 20'000 && j / n < per / 2; ++j) {
+          size_t k = (j % n) * per + per / 2 + j / n;
+          if (k < ids_in_order.size()) order.push_back(ids_in_order[k]);
+        }
       }
-      std::vector<shoal::store::Event> events;
-      timer.Lap();
-      if (!copy.ApplyConsuming(++idx, &c, &events).ok()) return 1;
-      auto ap = timer.Lap();
-      merge.first += ap.first;
-      merge.second += ap.second;
-      std::set<std::string> touched;
-      for (const auto& e : events) touched.insert(e.mutation.task().service_id());
-      shoal::orchestrator::Options fo = opts;
-      timer.Lap();
-      auto fout = shoal::orchestrator::Reconcile(copy, now, ids, fo);
-      auto f = timer.Lap();
-      full.first += f.first;
-      full.second += f.second;
-      full_muts += fout.mutations.size();
-      shoal::orchestrator::Options io = opts;
-      io.services = &touched;
-      timer.Lap();
-      auto iout = shoal::orchestrator::Reconcile(copy, now, ids, io);
-      auto inc = timer.Lap();
-      incremental.first += inc.first;
-      incremental.second += inc.second;
-      inc_muts += iout.mutations.size();
-      seen += iout.services_seen;
+      std::pair<double, double> merge{0, 0}, full{0, 0}, incremental{0, 0}, indexed{0, 0};
+      int batches = 0;
+      size_t full_muts = 0, inc_muts = 0, seen = 0;
+      for (size_t i = 0; i < order.size(); i += 1000, ++batches) {
+        v1::Command c;
+        for (size_t j = i; j < std::min(order.size(), i + 1000); ++j) {
+          v1::Mutation* m = c.mutable_transaction()->add_mutations();
+          m->set_op(v1::Mutation::OP_TASK_STATUS);
+          m->mutable_task()->mutable_meta()->set_id(order[j]);
+          m->mutable_task()->mutable_status()->set_state(v1::TASK_RUNNING);
+          m->mutable_task()->mutable_status()->set_message("started");
+          m->mutable_task()->mutable_status()->set_timestamp_ns(now + 1);
+        }
+        std::vector<shoal::store::Event> events;
+        timer.Lap();
+        if (!copy.ApplyConsuming(++idx, &c, &events).ok()) return 1;
+        auto ap = timer.Lap();
+        merge.first += ap.first;
+        merge.second += ap.second;
+        std::vector<const shoal::store::Event*> refs;
+        for (const auto& e : events) refs.push_back(&e);
+        timer.Lap();
+        loads.Update(copy, refs);
+        auto ix = timer.Lap();
+        indexed.first += ix.first;
+        indexed.second += ix.second;
+        std::set<std::string> touched;
+        for (const auto& e : events) touched.insert(e.mutation.task().service_id());
+        shoal::orchestrator::Options fo = opts;
+        timer.Lap();
+        auto fout = shoal::orchestrator::Reconcile(copy, now, ids, fo);
+        auto f = timer.Lap();
+        full.first += f.first;
+        full.second += f.second;
+        full_muts += fout.mutations.size();
+        shoal::orchestrator::Options io = opts;
+        io.services = &touched;
+        timer.Lap();
+        auto iout = shoal::orchestrator::Reconcile(copy, now, ids, io);
+        auto inc = timer.Lap();
+        incremental.first += inc.first;
+        incremental.second += inc.second;
+        inc_muts += iout.mutations.size();
+        seen += iout.services_seen;
+      }
+      if (batches == 0) continue;
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "  %d batches, %.1f us CPU per status", batches,
+                    1e6 * merge.second / (batches * 1000.0));
+      row(spread ? "State::ApplyConsuming of 1,000 RUNNING reports, spread over services"
+                 : "State::ApplyConsuming of 1,000 RUNNING reports (x batches)",
+          merge, buf);
+      row("  + LoadIndex::Update from their events", indexed, "");
+      std::snprintf(buf, sizeof buf, "  %.4f s CPU per pass, %zu mutations", full.second / batches,
+                    full_muts);
+      row("  then a full pass after each", full, buf);
+      std::snprintf(buf, sizeof buf, "  %.4f s CPU per pass, %zu mutations, %.1f services a pass",
+                    incremental.second / batches, inc_muts, static_cast<double>(seen) / batches);
+      row("  then a pass over the touched services only", incremental, buf);
     }
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "  %d batches, %.1f us CPU per status", batches,
-                  1e6 * merge.second / (batches * 1000.0));
-    row("State::ApplyConsuming of 1,000 RUNNING reports (x batches)", merge, buf);
-    std::snprintf(buf, sizeof buf, "  %.4f s CPU per pass, %zu mutations", full.second / batches,
-                  full_muts);
-    row("  then a full pass after each", full, buf);
-    std::snprintf(buf, sizeof buf, "  %.4f s CPU per pass, %zu mutations, %.1f services a pass",
-                  incremental.second / batches, inc_muts, static_cast<double>(seen) / batches);
-    row("  then a pass over the touched services only", incremental, buf);
   }
   std::error_code ec;
   fs::remove_all(dir, ec);

@@ -6,10 +6,16 @@
 //
 //   shoal_sim_nodes --managers A,B,C --token T --nodes N --data DIR
 //                   [--prefix sim] [--join-parallel 16] [--stats SECONDS]
-//                   [--disk-store]
+//                   [--disk-store] [--poll-ms 1000]
 //
 // The agents' databases live in memory (AgentOptions::in_memory_store)
 // unless --disk-store asks for a LevelDB per node under DIR/<hostname>.
+// --poll-ms sets how often each agent polls its executor
+// (AgentOptions::poll_interval; 1,000 ms here, 100 ms on a real node): the
+// sim executor wakes its agent whenever a task has a step due
+// (Executor::SetWakeup), so the periodic poll is only a backstop, and a
+// thousand agents polling every 100 ms would be ten thousand thread wake-ups
+// a second that 1,000 real nodes would spend on their own CPUs.
 //
 // Prints timings of each phase on stderr, then "READY <nodes>" on stdout once
 // every agent holds a session with the leader. Exits (at once, without
@@ -62,6 +68,7 @@ struct Flags {
   int join_parallel = 16;
   int stats_s = 0;
   bool disk_store = false;
+  int poll_ms = 1000;  // AgentOptions::poll_interval
 };
 
 std::vector<std::string> Split(const std::string& s) {
@@ -100,6 +107,8 @@ bool Parse(int argc, char** argv, Flags* f) {
       f->stats_s = std::atoi(value().c_str());
     } else if (a == "--disk-store") {
       f->disk_store = true;
+    } else if (a == "--poll-ms") {
+      f->poll_ms = std::max(1, std::atoi(value().c_str()));
     } else {
       std::fprintf(stderr, "shoal_sim_nodes: unknown flag %s\n", a.c_str());
       return false;
@@ -265,6 +274,7 @@ int main(int argc, char** argv) {
     ao.data_dir = dir;
     ao.description = Describe(n.hostname);
     ao.in_memory_store = !f.disk_store;
+    ao.poll_interval = std::chrono::milliseconds(f.poll_ms);
     auto a = shoal::agent::Agent::Open(ao, n.executor.get(), n.client.get());
     if (!a.ok()) {
       std::fprintf(stderr, "shoal_sim_nodes: %s: %s\n", n.hostname.c_str(),

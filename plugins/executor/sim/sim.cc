@@ -20,6 +20,16 @@ void EndHealth(Observed& o) {
 
 std::string SimExecutor::Name() const { return "sim"; }
 
+void SimExecutor::SetWakeup(std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock(wake_mu_);
+  wake_ = std::move(wake);
+}
+
+void SimExecutor::Wake() {
+  std::lock_guard<std::mutex> lock(wake_mu_);
+  if (wake_) wake_();
+}
+
 void SimExecutor::MarkChanged(const std::string& id, SimTask& t) {
   if (t.changed) return;
   t.changed = true;
@@ -58,6 +68,7 @@ Status SimExecutor::Start(const v1::Task& task, const std::vector<TaskFile>& /*f
   auto [it, inserted] = tasks_.emplace(id, std::move(t));
   due_.push_back(id);
   MarkChanged(id, it->second);
+  Wake();
   return Status::Ok();
 }
 
@@ -123,6 +134,7 @@ void SimExecutor::Advance() {
 
 std::map<std::string, Observed> SimExecutor::PollChanges() {
   Advance();
+  if (!due_.empty()) Wake();
   std::map<std::string, Observed> out;
   for (const std::string& id : changed_) {
     auto it = tasks_.find(id);
@@ -136,6 +148,7 @@ std::map<std::string, Observed> SimExecutor::PollChanges() {
 
 std::map<std::string, Observed> SimExecutor::Poll() {
   Advance();
+  if (!due_.empty()) Wake();
   for (const std::string& id : changed_) {
     if (auto it = tasks_.find(id); it != tasks_.end()) it->second.changed = false;
   }

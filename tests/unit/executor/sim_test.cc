@@ -176,3 +176,22 @@ TEST_CASE("sim: 100,000 tasks", "[.bench][sim]") {
             << " ms, first PollChanges " << ms(t2 - t1) << " ms, idle PollChanges " << ms(t3 - t2)
             << " ms, full Poll " << ms(t4 - t3) << " ms, stop+remove " << ms(t5 - t4) << " ms\n";
 }
+
+TEST_CASE("sim: a due step wakes the agent, so it need not poll often", "[sim]") {
+  SimExecutor ex;
+  int wakes = 0;
+  ex.SetWakeup([&] { ++wakes; });
+  REQUIRE(ex.Start(SimTask("a"), {}).ok());
+  CHECK(wakes == 1);  // its start is due at the next poll
+  CHECK(ex.PollChanges()["a"].state == v1::TASK_RUNNING);
+  CHECK(wakes == 1);  // nothing left due
+  REQUIRE(ex.Start(SimTask("b", {{"SHOAL_SIM_EXIT", "3"}}), {}).ok());
+  CHECK(wakes == 2);
+  CHECK(ex.Poll()["b"].state == v1::TASK_RUNNING);
+  CHECK(wakes == 3);  // its exit is due next
+  CHECK(ex.Poll()["b"].state == v1::TASK_FAILED);
+  CHECK(wakes == 3);
+  ex.SetWakeup(nullptr);
+  REQUIRE(ex.Start(SimTask("c"), {}).ok());
+  CHECK(wakes == 3);
+}

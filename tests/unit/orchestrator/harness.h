@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "shoal/orchestrator/load_index.h"
 #include "shoal/orchestrator/orchestrator.h"
 #include "shoal/store/state.h"
 #include "shoal/store/txn.h"
@@ -57,12 +58,44 @@ inline v1::Service MakeService(const std::string& id, v1::ServiceMode mode, uint
   return s;
 }
 
+// Outcomes compared whole: mutations, flags and counters.
+inline std::string OutcomeKey(const Outcome& out) {
+  std::string s;
+  for (const auto& m : out.mutations) s += m.SerializeAsString() + "|";
+  for (const auto& id : out.unfinished_services) s += id + ",";
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%d %lld %zu %zu %zu %zu %zu %zu %zu", out.more_work ? 1 : 0,
+                static_cast<long long>(out.wake_at_ns), out.created, out.shut_down, out.deleted,
+                out.assigned, out.pending, out.services_written, out.services_seen);
+  return s + buf;
+}
+
+inline bool SameUsage(const scheduler::Usage& a, const scheduler::Usage& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [node, u] : a) {
+    auto it = b.find(node);
+    if (it == b.end()) return false;
+    const scheduler::NodeUsage& v = it->second;
+    if (u.total != v.total || u.nano_cpus != v.nano_cpus || u.memory_bytes != v.memory_bytes ||
+        u.per_service != v.per_service || u.host_ports != v.host_ports) {
+      return false;
+    }
+  }
+  return true;
+}
+
 class TestCluster {
  public:
   store::State state;
   SeqIds ids;
   Options options;
   int64_t now = 1'000'000'000;
+  // Kept from every commit's events, as the leader's control loops keep it:
+  // Reconcile checks that a pass decides the same with it as without it
+  // (and each commit that it equals one rebuilt), unless check_loads is off
+  // (timings: the index is then only used).
+  LoadIndex loads;
+  bool check_loads = true;
 
   // Creates or replaces an object, as a control-API write would.
   template <class T>
@@ -93,7 +126,27 @@ class TestCluster {
     Commit(std::move(txn).Build("test", Tick()));
   }
 
-  Outcome Reconcile() { return orchestrator::Reconcile(state, Tick(), ids, options); }
+  Outcome Reconcile() { return Checked(state, Tick(), ids, options); }
+
+  // orchestrator::Reconcile with the load index kept from the commits, and
+  // without it on a copy of the id source: the same outcome, or the test
+  // fails. Returns the outcome (and leaves `ids` advanced) as one call would.
+  Outcome Checked(const store::State& s, int64_t at, SeqIds& id_source, const Options& o) {
+    if (o.loads != nullptr || !loads.Matches(s))
+      return orchestrator::Reconcile(s, at, id_source, o);
+    if (!check_loads) {
+      Options with = o;
+      with.loads = &loads;
+      return orchestrator::Reconcile(s, at, id_source, with);
+    }
+    SeqIds copy = id_source;
+    Outcome without = orchestrator::Reconcile(s, at, copy, o);
+    Options with = o;
+    with.loads = &loads;
+    Outcome out = orchestrator::Reconcile(s, at, id_source, with);
+    CHECK(OutcomeKey(out) == OutcomeKey(without));
+    return out;
+  }
 
   // Applies an Outcome as the manager would: one transaction.
   void Apply(const Outcome& out) {
@@ -202,9 +255,18 @@ class TestCluster {
   int64_t Tick() { return now += 1'000'000; }
 
   void Commit(const v1::Command& cmd) {
-    Status s = state.Apply(state.applied_index() + 1, cmd, nullptr);
+    std::vector<store::Event> events;
+    Status s = state.Apply(state.applied_index() + 1, cmd, &events);
     INFO(s.ToString());
     REQUIRE(s.ok());
+    std::vector<const store::Event*> refs;
+    for (const store::Event& e : events) refs.push_back(&e);
+    loads.Update(state, refs);  // the first commit builds it
+    if (!check_loads) return;
+    LoadIndex rebuilt;
+    rebuilt.Rebuild(state);
+    REQUIRE(SameUsage(loads.usage(), rebuilt.usage()));
+    REQUIRE(loads.size() == rebuilt.size());
   }
 };
 

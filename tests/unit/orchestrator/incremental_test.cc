@@ -86,7 +86,7 @@ TEST_CASE("a pass over the changed services decides what a full pass decides") {
       c.now -= 1'000'000;  // the same clock
       Options only = c.options;
       only.services = &touched;
-      Outcome part = orchestrator::Reconcile(c.state, c.now + 1'000'000, c.ids, only);
+      Outcome part = c.Checked(c.state, c.now + 1'000'000, c.ids, only);
       c.now += 1'000'000;
       CHECK(Serialized(part) == Serialized(full));
       ++compared;
@@ -113,7 +113,7 @@ TEST_CASE("a capped pass names the services it did not finish") {
   for (int passes = 0; passes < 10 && !next.empty(); ++passes) {
     Options o = c.options;
     o.services = &next;
-    Outcome out = orchestrator::Reconcile(c.state, c.now, c.ids, o);
+    Outcome out = c.Checked(c.state, c.now, c.ids, o);
     c.Apply(out);
     next = std::set<std::string>(out.unfinished_services.begin(), out.unfinished_services.end());
     if (!out.more_work) break;

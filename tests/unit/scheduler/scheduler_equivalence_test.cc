@@ -183,6 +183,45 @@ TEST_CASE("batched placement equals trying every node for every task") {
       CHECK(got.unplaced[i].task_id == want.unplaced[i].task_id);
       CHECK(got.unplaced[i].message == want.unplaced[i].message);
     }
+
+    // The same load as a kept usage (some of the assigned tasks, and others
+    // that no longer count, on nodes listed or not) with its adjustments.
+    shoal::scheduler::Usage usage;
+    shoal::scheduler::Load load;
+    load.base = &usage;
+    std::vector<v1::Task> gone;
+    const int gone_count = pick(4);
+    for (int i = 0; i < gone_count; ++i) {
+      v1::Task t = RandomNeeds(rng, 2000 + i);
+      t.set_node_id(node_count > 0 && pick(4) != 0 ? nodes[pick(node_count)].meta().id()
+                                                   : "elsewhere");
+      gone.push_back(t);
+    }
+    for (const v1::Task& t : gone) {
+      usage[t.node_id()].Add(shoal::scheduler::TaskLoad::Of(t));
+      load.remove.push_back(&t);
+    }
+    for (const v1::Task& t : assigned) {
+      if (pick(2) == 0) {
+        usage[t.node_id()].Add(shoal::scheduler::TaskLoad::Of(t));
+      } else {
+        load.add.push_back(&t);
+      }
+    }
+    std::vector<const v1::Node*> node_refs;
+    for (const v1::Node& n : nodes) node_refs.push_back(&n);
+    std::vector<const v1::Task*> pending_refs;
+    for (const v1::Task& t : pending) pending_refs.push_back(&t);
+    Decision kept = Schedule(node_refs, load, pending_refs);
+    REQUIRE(kept.assigned.size() == want.assigned.size());
+    for (size_t i = 0; i < want.assigned.size(); ++i) {
+      CHECK(kept.assigned[i].task_id == want.assigned[i].task_id);
+      CHECK(kept.assigned[i].node_id == want.assigned[i].node_id);
+    }
+    REQUIRE(kept.unplaced.size() == want.unplaced.size());
+    for (size_t i = 0; i < want.unplaced.size(); ++i) {
+      CHECK(kept.unplaced[i].message == want.unplaced[i].message);
+    }
   }
 }
 

@@ -186,8 +186,8 @@ TEST_CASE("a watcher capped at N events still gets the whole last version") {
   // A batch entry: one version, five events; then one more version.
   shoal::store::WatchLog log(100);
   std::vector<Event> events;
-  for (int i = 0; i < 5; ++i) events.push_back(Event{7, {}});
-  events.push_back(Event{8, {}});
+  for (int i = 0; i < 5; ++i) events.push_back(Event{7, v1::Mutation()});
+  events.push_back(Event{8, v1::Mutation()});
   log.Append(std::move(events));
   auto first = log.Since(0, 2);
   REQUIRE(first.ok());

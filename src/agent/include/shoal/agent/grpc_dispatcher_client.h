@@ -28,6 +28,8 @@ class GrpcDispatcherClient : public DispatcherClient {
                                                               const grpc::ChannelArguments& args)>;
   GrpcDispatcherClient(std::vector<std::string> managers, DialFn dial);
 
+  // Both block the calling thread until the call ends, as DispatcherClient
+  // says; the call itself runs on gRPC's callback API (see the .cc).
   Result<v1::HeartbeatReply> Heartbeat(const v1::HeartbeatRequest& req) override;
   Result<v1::AssignmentsReply> Assignments(const v1::AssignmentsRequest& req) override;
   void Cancel() override;

@@ -10,11 +10,13 @@
 // requests, so the same logic runs in the deterministic simulation.
 // Threads: not thread-safe; the manager's event loop owns it.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "shoal/common/status.h"
@@ -37,6 +39,11 @@ struct Options {
   // (issue 8). Unset: the stored bytes as they are. An error leaves the
   // secret out of the reply. Called on the dispatcher's thread.
   std::function<Result<std::string>(const v1::Secret&)> secret_value;
+  // Bumped (on the dispatcher's thread) whenever a heartbeat reply may
+  // change for the same session: a new term, sessions forgotten, a node or
+  // cluster change. Lets a caller answer repeated heartbeats from a cache on
+  // other threads (and report them through Heard). Unset: nothing is bumped.
+  std::atomic<uint64_t>* reply_epoch = nullptr;
 };
 
 class Dispatcher {
@@ -58,6 +65,11 @@ class Dispatcher {
   // status updates that belong to the node's own tasks; others are ignored.
   Result<v1::HeartbeatReply> Heartbeat(const store::State& state, const v1::HeartbeatRequest& req,
                                        int64_t now_ns);
+  // A heartbeat of `session_id` without statuses or description, answered
+  // by the caller from an earlier reply of the same reply_epoch: only
+  // records that the node was heard at `now_ns`. Ignored unless it names the
+  // node's current session.
+  void Heard(const std::string& node_id, const std::string& session_id, int64_t now_ns);
   // Answers now when there is something new for the node (or the agent asks
   // for a full set), otherwise parks the call until Changed() finds something
   // or assignments_wait_periods heartbeat periods pass (then an empty
@@ -122,12 +134,12 @@ class Dispatcher {
     // call that finds this false parks without diffing.
     bool stale = true;
     // What the agent holds: task id -> what of it was sent.
-    std::map<std::string, Sent> sent;
+    std::unordered_map<std::string, Sent> sent;
     // The tasks whose events since the last Diff may change what the agent
-    // holds, so that a Diff costs the change, not every task of the node;
-    // walk_all when the state changed in unknown ways (then every task is
-    // looked at).
-    std::set<std::string> changed;
+    // holds (ids, repeats allowed), so that a Diff costs the change, not
+    // every task of the node; walk_all when the state changed in unknown
+    // ways (then every task is looked at). Empty whenever `stale` is false.
+    std::vector<std::string> changed;
     bool walk_all = true;
     // The ingress table version this session was sent (IngressTracker).
     uint64_t ingress_sent = 0;
@@ -151,19 +163,29 @@ class Dispatcher {
   bool DiffChanged(const store::State& state, const std::string& node_id, Session& s,
                    v1::AssignmentsReply* reply, std::set<std::string>* secrets,
                    std::set<std::string>* configs);
-  // Answers the parked calls of the nodes `wake` lets through.
+  // Answers the parked calls of the nodes `wake(node_id, session)` lets
+  // through (session null when the node has none; such a call fails).
   template <class Pred>
   void Wake(const store::State& state, Pred wake);
   // The managers, as every heartbeat reply lists them (cached until a node
   // changes: walking every node per heartbeat costs nodes² a period).
   const std::vector<v1::ManagerAddr>& Managers(const store::State& state);
+  // Heartbeat replies may differ from now on: the managers are listed anew
+  // and options_.reply_epoch moves.
+  void RepliesChanged();
 
   Options options_;
   bool leader_ = false;
   int64_t leader_since_ns_ = 0;
   uint64_t next_session_ = 1;
-  std::map<std::string, Session> sessions_;         // node id ->
-  std::map<std::string, v1::TaskStatus> statuses_;  // task id -> latest report
+  std::unordered_map<std::string, Session> sessions_;  // node id ->
+  // A status report waiting for TakeMutations: from the node `node_id`
+  // (not yet checked to be that node's task), or "" once checked (requeued).
+  struct Report {
+    v1::TaskStatus status;
+    std::string node_id;
+  };
+  std::map<std::string, Report> statuses_;  // task id -> latest report
   std::vector<Waiter> waiters_;
   std::set<std::string> attention_;  // nodes whose heartbeat wants a node change
   std::vector<v1::ManagerAddr> managers_;

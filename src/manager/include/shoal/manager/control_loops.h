@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "shoal/dispatcher/dispatcher.h"
+#include "shoal/orchestrator/load_index.h"
 #include "shoal/orchestrator/orchestrator.h"
 #include "shoal/store/replicated_store.h"
 
@@ -60,6 +61,9 @@ class ControlLoops {
   std::set<std::string> orch_services_;
   // A pass left tasks unplaced: full passes retry them every 10 ticks.
   bool orch_pending_ = false;
+  // The scheduler's load of the assigned tasks, kept from the applied
+  // events while leader, so that a pass need not walk every task.
+  orchestrator::LoadIndex loads_;
 };
 
 }  // namespace shoal::manager

@@ -39,6 +39,8 @@
 
 namespace shoal::orchestrator {
 
+class LoadIndex;
+
 // Where new task ids come from: injected so that tests are deterministic and
 // the manager can choose its id scheme.
 class IdSource {
@@ -66,6 +68,11 @@ struct Options {
   // from the applied events that nothing else changed: what such a pass
   // decides for those services equals a full pass's. Null: every service.
   const std::set<std::string>* services = nullptr;
+  // The scheduler's load of every assigned task, kept by the caller
+  // (load_index.h); used only when it matches `state`, else the pass counts
+  // every task itself. The decisions are the same either way: this only
+  // spares a walk over every task of the cluster per pass.
+  const LoadIndex* loads = nullptr;
 };
 
 struct Outcome {

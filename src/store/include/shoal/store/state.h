@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,11 +43,43 @@ Result<Kind> KindOf(const v1::Mutation& m);
 // The Meta of the object a mutation carries (null when none).
 const v1::Meta* MetaOf(const v1::Mutation& m);
 
+// An object as the State holds it: immutable once shared. The State changes
+// an object in place only while nothing else holds it (no event, no copy of
+// the State), and otherwise replaces it with a changed copy (copy on write),
+// so an event and the State share one object instead of each holding a copy.
+using SharedMutation = std::shared_ptr<const v1::Mutation>;
+
 // A change that was applied: the mutation with the object as it now is (for a
 // delete, as it was), stamped with the version (Raft index) that made it.
-struct Event {
+//
+// `mutation` refers to the shared object (`object()`), which every copy of
+// the event keeps alive; it is never changed once an event holds it, so it
+// may be read on any thread. Copyable and movable but not assignable (a
+// reference cannot be rebound); a moved-from event may only be destroyed.
+class Event {
+ public:
+  Event() : Event(0, v1::Mutation()) {}
+  Event(uint64_t version, SharedMutation object)
+      : version(version), object_(std::move(object)), mutation(*object_) {}
+  // For tests and tools: wraps a mutation of their own.
+  Event(uint64_t version, v1::Mutation mutation)
+      : Event(version, std::make_shared<const v1::Mutation>(std::move(mutation))) {}
+  Event(const Event& other) : Event(other.version, other.object_) {}
+  // The moved-from event still refers to the object, now kept alive by this one.
+  Event(Event&& other) noexcept
+      : version(other.version), object_(std::move(other.object_)), mutation(*object_) {}
+  Event& operator=(const Event&) = delete;
+
+  // The shared object (never null).
+  const SharedMutation& object() const { return object_; }
+
   uint64_t version = 0;
-  v1::Mutation mutation;
+
+ private:
+  SharedMutation object_;  // before `mutation`, which is bound to it
+
+ public:
+  const v1::Mutation& mutation;
 };
 
 class State {
@@ -74,7 +107,8 @@ class State {
   Status ApplyConsuming(uint64_t index, v1::Command* command, std::vector<Event>* events,
                         std::vector<Status>* results = nullptr);
 
-  // The object with `id`, or null. Pointers stay valid until the next Apply.
+  // The object with `id`, or null. Pointers stay valid until the next Apply
+  // (which may change the object in place).
   const v1::Mutation* Get(Kind kind, const std::string& id) const;
   // Typed access: Get<v1::Service>(id).
   template <class T>
@@ -103,7 +137,7 @@ class State {
 
  private:
   struct Table {
-    std::map<std::string, v1::Mutation> objects;  // id -> object (as an OP_PUT)
+    std::map<std::string, SharedMutation> objects;  // id -> object (as an OP_PUT)
     // index name -> key -> ids (found by const char* without a string built)
     std::map<std::string, std::map<std::string, std::set<std::string>>, std::less<>> indexes;
   };
@@ -116,6 +150,9 @@ class State {
   Status ApplyIndexed(uint64_t index, const v1::Command& command, v1::Command* movable,
                       std::vector<Event>* events, std::vector<Status>* results);
   void Index(Kind kind, const v1::Mutation& m, bool add);
+  // Moves the index entries of an object from `before` to `after`, leaving
+  // alone the keys that did not change (most updates change none).
+  void Reindex(Kind kind, const v1::Mutation& before, const v1::Mutation& after);
 
   Table tables_[kKindCount];
   uint64_t applied_index_ = 0;

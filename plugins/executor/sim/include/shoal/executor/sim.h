@@ -19,7 +19,9 @@
 // Threads: one caller thread, like every Executor.
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -52,6 +54,14 @@ class SimExecutor final : public Executor {
   // previous Poll() or PollChanges(): what a scale test's agent loop wants.
   std::map<std::string, Observed> PollChanges() override;
 
+  // Keeps `wake` and calls it whenever a task has a step due at the next
+  // poll (after Start, and after a poll that left a step queued), so an
+  // agent that polls rarely still moves each task on within its wake-up's
+  // coalescing delay. Called from the agent's thread; `wake` runs under a
+  // lock of this executor's own, so once SetWakeup(nullptr) returns it is
+  // neither running nor called again.
+  void SetWakeup(std::function<void()> wake) override;
+
   // A fixed line per task, sliced from `offset`.
   Result<std::string> Logs(const std::string& task_id, uint64_t offset, size_t max_bytes) override;
 
@@ -70,6 +80,7 @@ class SimExecutor final : public Executor {
   };
 
   void Advance();
+  void Wake();
   void MarkChanged(const std::string& id, SimTask& t);
 
   std::unordered_map<std::string, SimTask> tasks_;
@@ -77,6 +88,8 @@ class SimExecutor final : public Executor {
   // one; both keep Poll work proportional to what happens, not to the total.
   std::vector<std::string> due_;
   std::vector<std::string> changed_;
+  std::mutex wake_mu_;
+  std::function<void()> wake_;  // under wake_mu_
 };
 
 }  // namespace shoal::executor
