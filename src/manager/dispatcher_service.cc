@@ -32,19 +32,8 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
                                       const v1::HeartbeatRequest* req,
                                       v1::HeartbeatReply* reply) override {
     auto* r = ctx->DefaultReactor();
-    if (grpc::Status a = AuthorizeNode(transport::PeerOf(*ctx), req->node_id()); !a.ok()) {
-      r->Finish(a);
-      return r;
-    }
-    Manager* m = d_->manager();
-    if (!m) {
-      r->Finish(NotManager());
-      return r;
-    }
-    if (Status s = CheckMessageSize(*req, kMaxDispatcherRequestBytes, "a heartbeat"); !s.ok()) {
-      r->Finish(Grpc(s));
-      return r;
-    }
+    Manager* m = Admit(*ctx, req->node_id(), *req, "a heartbeat", r);
+    if (!m) return r;
     if (AnswerFromCache(m, *req, reply)) {
       r->Finish(grpc::Status::OK);
       return r;
@@ -65,19 +54,8 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
                                         const v1::AssignmentsRequest* req,
                                         v1::AssignmentsReply* reply) override {
     auto* r = ctx->DefaultReactor();
-    if (grpc::Status a = AuthorizeNode(transport::PeerOf(*ctx), req->node_id()); !a.ok()) {
-      r->Finish(a);
-      return r;
-    }
-    Manager* m = d_->manager();
-    if (!m) {
-      r->Finish(NotManager());
-      return r;
-    }
-    if (Status s = CheckMessageSize(*req, kMaxDispatcherRequestBytes, "a status report"); !s.ok()) {
-      r->Finish(Grpc(s));
-      return r;
-    }
+    Manager* m = Admit(*ctx, req->node_id(), *req, "a status report", r);
+    if (!m) return r;
     // A long poll: parked until something changes, so it holds a stream slot
     // until it is answered.
     auto slot = d_->OpenStream(transport::PeerOf(*ctx), "dispatcher long polls");
@@ -100,6 +78,28 @@ class DispatcherService final : public v1::Dispatcher::CallbackService {
   }
 
  private:
+  // The checks every dispatcher call passes first: the caller is that node,
+  // this daemon is a manager, the request is not oversized. Finishes `r`
+  // with the refusal and returns null when one fails.
+  Manager* Admit(grpc::CallbackServerContext& ctx, const std::string& node_id,
+                 const google::protobuf::Message& req, const char* what,
+                 grpc::ServerUnaryReactor* r) {
+    if (grpc::Status a = AuthorizeNode(transport::PeerOf(ctx), node_id); !a.ok()) {
+      r->Finish(a);
+      return nullptr;
+    }
+    Manager* m = d_->manager();
+    if (!m) {
+      r->Finish(NotManager());
+      return nullptr;
+    }
+    if (Status s = CheckMessageSize(req, kMaxDispatcherRequestBytes, what); !s.ok()) {
+      r->Finish(Grpc(s));
+      return nullptr;
+    }
+    return m;
+  }
+
   struct Cached {
     std::string session_id;
     v1::HeartbeatReply reply;
