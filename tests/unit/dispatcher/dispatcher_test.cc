@@ -6,55 +6,14 @@
 #include <random>
 #include <set>
 
+#include "fixture.h"
 #include "shoal/store/txn.h"
 
 namespace shoal::dispatcher {
-namespace {
-
 using store::State;
-
-constexpr int64_t kSec = 1'000'000'000;
-
-struct Fixture {
-  State state;
-  uint64_t index = 0;
-
-  void Apply(store::Txn txn) {
-    REQUIRE(state.Apply(++index, std::move(txn).Build("test", 1), nullptr).ok());
-  }
-  void Apply(std::vector<v1::Mutation> muts) {
-    v1::Command c;
-    for (auto& m : muts) *c.mutable_transaction()->add_mutations() = m;
-    REQUIRE(state.Apply(++index, c, nullptr).ok());
-  }
-  void AddNode(const std::string& id) {
-    v1::Node n;
-    n.mutable_meta()->set_id(id);
-    n.mutable_description()->set_hostname(id);
-    store::Txn t;
-    t.Put(n);
-    Apply(std::move(t));
-  }
-  void AddTask(const std::string& id, const std::string& node, v1::TaskState state_now) {
-    v1::Task t;
-    t.mutable_meta()->set_id(id);
-    t.set_node_id(node);
-    t.set_desired_state(v1::TASK_RUNNING);
-    t.mutable_status()->set_state(state_now);
-    store::Txn txn;
-    txn.Put(t);
-    Apply(std::move(txn));
-  }
-};
-
-v1::HeartbeatRequest Beat(const std::string& node, const std::string& session = "") {
-  v1::HeartbeatRequest r;
-  r.set_node_id(node);
-  r.set_session_id(session);
-  return r;
-}
-
-}  // namespace
+using testing::Beat;
+using testing::Fixture;
+using testing::kSec;
 
 TEST_CASE("a heartbeat from an unknown node is refused") {
   Fixture f;

@@ -5,50 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "fixture.h"
 #include "shoal/dispatcher/dispatcher.h"
 #include "shoal/store/txn.h"
 
 namespace shoal::dispatcher {
-namespace {
-
-using store::State;
-
-constexpr int64_t kSec = 1'000'000'000;
-
-struct Fixture {
-  State state;
-  uint64_t index = 0;
-
-  std::vector<store::Event> Apply(store::Txn txn) {
-    std::vector<store::Event> events;
-    REQUIRE(state.Apply(++index, std::move(txn).Build("test", 1), &events).ok());
-    return events;
-  }
-  std::vector<store::Event> Apply(const std::vector<v1::Mutation>& muts) {
-    v1::Command c;
-    for (const auto& m : muts) *c.mutable_transaction()->add_mutations() = m;
-    std::vector<store::Event> events;
-    REQUIRE(state.Apply(++index, c, &events).ok());
-    return events;
-  }
-  std::vector<store::Event> AddNode(const std::string& id) {
-    v1::Node n;
-    n.mutable_meta()->set_id(id);
-    n.mutable_description()->set_hostname(id);
-    store::Txn t;
-    t.Put(n);
-    return Apply(std::move(t));
-  }
-};
-
-v1::HeartbeatRequest Beat(const std::string& node, const std::string& session = "") {
-  v1::HeartbeatRequest r;
-  r.set_node_id(node);
-  r.set_session_id(session);
-  return r;
-}
-
-}  // namespace
+using testing::Beat;
+using testing::Fixture;
+using testing::kSec;
 
 TEST_CASE("a node heard off the dispatcher's thread stays ready; a wrong session does not count") {
   Fixture f;
