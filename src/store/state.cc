@@ -316,7 +316,7 @@ Status State::ApplyOne(uint64_t index, const v1::Command& command, v1::Command* 
     Kind kind = *KindOf(m);
     Table& t = tables_[static_cast<int>(kind)];
     const std::string& id = MetaOf(m)->id();
-    auto it = t.objects.find(id);
+    auto it = t.Lookup(id);
     if (m.op() == Mutation::OP_TASK_STATUS) {
       // A report for a task that is gone, older than what is known, or equal
       // to it changes nothing: states only move forward (objects.proto).
@@ -340,7 +340,7 @@ Status State::ApplyOne(uint64_t index, const v1::Command& command, v1::Command* 
     if (m.op() == Mutation::OP_DELETE) {
       Index(kind, *it->second, false);
       SharedMutation gone = std::move(it->second);
-      t.objects.erase(it);
+      t.Erase(it);
       if (events) {
         Unshare(&gone)->set_op(Mutation::OP_DELETE);
         events->emplace_back(index, std::move(gone));
@@ -362,7 +362,7 @@ Status State::ApplyOne(uint64_t index, const v1::Command& command, v1::Command* 
     if (it == t.objects.end()) {
       meta->set_created_at_ns(command.proposed_at_ns());
       Index(kind, *stored, true);
-      it = t.objects.emplace(meta->id(), std::move(stored)).first;
+      it = t.Insert(meta->id(), std::move(stored));
     } else {
       meta->set_created_at_ns(MetaOf(*it->second)->created_at_ns());
       Reindex(kind, *it->second, *stored);
@@ -416,10 +416,41 @@ void State::Reindex(Kind kind, const Mutation& before, const Mutation& after) {
   Index(kind, after, true);
 }
 
+State::Table::Table(const Table& other) : objects(other.objects), indexes(other.indexes) {
+  by_id.reserve(objects.size());
+  for (auto it = objects.begin(); it != objects.end(); ++it) by_id.emplace(it->first, it);
+}
+
+State::Table& State::Table::operator=(const Table& other) {
+  if (this != &other) *this = Table(other);
+  return *this;
+}
+
+State::Objects::iterator State::Table::Insert(const std::string& id, SharedMutation object) {
+  auto it = objects.emplace(id, std::move(object)).first;
+  by_id.emplace(it->first, it);
+  return it;
+}
+
+void State::Table::Erase(Objects::iterator it) {
+  by_id.erase(it->first);
+  objects.erase(it);
+}
+
+State::Objects::iterator State::Table::Lookup(const std::string& id) {
+  auto hit = by_id.find(id);
+  return hit == by_id.end() ? objects.end() : hit->second;
+}
+
+State::Objects::const_iterator State::Table::Lookup(const std::string& id) const {
+  auto hit = by_id.find(id);
+  return hit == by_id.end() ? objects.cend() : Objects::const_iterator(hit->second);
+}
+
 const Mutation* State::Get(Kind kind, const std::string& id) const {
-  const auto& objects = tables_[static_cast<int>(kind)].objects;
-  auto it = objects.find(id);
-  return it == objects.end() ? nullptr : it->second.get();
+  const Table& t = tables_[static_cast<int>(kind)];
+  auto it = t.Lookup(id);
+  return it == t.objects.end() ? nullptr : it->second.get();
 }
 
 std::vector<const Mutation*> State::Find(Kind kind, const std::string& index,
@@ -430,7 +461,8 @@ std::vector<const Mutation*> State::Find(Kind kind, const std::string& index,
   if (idx == t.indexes.end()) return out;
   auto ids = idx->second.find(key);
   if (ids == idx->second.end()) return out;
-  for (const auto& id : ids->second) out.push_back(t.objects.at(id).get());
+  out.reserve(ids->second.size());
+  for (const auto& id : ids->second) out.push_back(t.Lookup(id)->second.get());
   return out;
 }
 
@@ -456,10 +488,14 @@ Status State::Restore(const v1::StoreSnapshot& snapshot) {
     const std::string& id = MetaOf(m)->id();
     if (id.empty())
       return InvalidArgument("snapshot holds a " + std::string(KindName(*kind)) + " without an id");
-    auto& slot = fresh.tables_[static_cast<int>(*kind)].objects[id];
-    if (slot) fresh.Index(*kind, *slot, false);  // the same id twice: the last one wins
-    slot = std::make_shared<Mutation>(m);
-    fresh.Index(*kind, *slot, true);
+    Table& t = fresh.tables_[static_cast<int>(*kind)];
+    auto it = t.Lookup(id);
+    if (it != t.objects.end()) {  // the same id twice: the last one wins
+      fresh.Index(*kind, *it->second, false);
+      t.Erase(it);
+    }
+    it = t.Insert(id, std::make_shared<Mutation>(m));
+    fresh.Index(*kind, *it->second, true);
   }
   fresh.applied_index_ = snapshot.applied_index();
   *this = std::move(fresh);
