@@ -41,7 +41,6 @@ IndexKeys KeysOf(Kind kind, const Mutation& m) {
     case Kind::kTask:
       k.Add("service", m.task().service_id());
       k.Add("node", m.task().node_id());
-      k.Add("desired_state", std::to_string(static_cast<int>(m.task().desired_state())));
       break;
     case Kind::kNetwork:
       k.Add("name", m.network().spec().name());

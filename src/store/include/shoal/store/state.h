@@ -123,7 +123,6 @@ class State {
   //                   (only those in a stack: the empty stack is not indexed)
   //   "service"       tasks (service id)
   //   "node"          tasks (node id)
-  //   "desired_state" tasks (TaskState number as decimal text)
   std::vector<const v1::Mutation*> Find(Kind kind, const std::string& index,
                                         const std::string& key) const;
   // Every object of a kind, in id order.
