@@ -36,6 +36,12 @@ Status FromLevelDb(const leveldb::Status& s, const std::string& what) {
 
 }  // namespace
 
+void DirtyObjects::Clear() {
+  if (size_ == 0) return;
+  for (auto& ids : ids_) ids.clear();
+  size_ = 0;
+}
+
 PersistentState::PersistentState(std::string dir, std::unique_ptr<leveldb::DB> db)
     : dir_(std::move(dir)), db_(std::move(db)) {}
 
@@ -115,6 +121,34 @@ Status PersistentState::Commit(uint64_t applied_index, const std::vector<Event>&
   wo.sync = sync;
   Status s = FromLevelDb(db_->Write(wo, &batch), "writing " + dir_);
   // Keep no copy of an unusually large batch.
+  constexpr size_t kKeep = 16 << 20;
+  if (batch_.ApproximateSize() > kKeep) batch_ = leveldb::WriteBatch();
+  if (value_.capacity() > kKeep) std::string().swap(value_);
+  return s;
+}
+
+Status PersistentState::Flush(const State& state, const DirtyObjects& dirty, bool sync) {
+  leveldb::WriteBatch& batch = batch_;
+  batch.Clear();
+  for (int k = 0; k < kKindCount; ++k) {
+    Kind kind = static_cast<Kind>(k);
+    for (const std::string& id : dirty.ids(kind)) {
+      ObjectKey(kind, id, &key_);
+      const v1::Mutation* m = state.Get(kind, id);
+      if (m == nullptr) {
+        batch.Delete(key_);
+      } else {
+        // The bytes Commit would have written for the object's last event:
+        // the event and the State share that object.
+        m->SerializeToString(&value_);
+        batch.Put(key_, value_);
+      }
+    }
+  }
+  batch.Put(kAppliedKey, std::to_string(state.applied_index()));
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  Status s = FromLevelDb(db_->Write(wo, &batch), "writing " + dir_);
   constexpr size_t kKeep = 16 << 20;
   if (batch_.ApproximateSize() > kKeep) batch_ = leveldb::WriteBatch();
   if (value_.capacity() > kKeep) std::string().swap(value_);

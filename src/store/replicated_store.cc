@@ -57,11 +57,22 @@ ReplicatedStore::ReplicatedStore(const ReplicatedStoreOptions& options,
   int timeout = options_.request_timeout_ticks;
   if (timeout <= 0) timeout = 3 * options_.raft.election_ticks;
   request_timeout_ = static_cast<uint64_t>(timeout);
+  auto tick = options_.raft.tick_interval.count() > 0 ? options_.raft.tick_interval
+                                                      : std::chrono::milliseconds(1);
+  flush_ticks_ = static_cast<uint64_t>(options_.flush_interval / tick);
 }
 
 ReplicatedStore::~ReplicatedStore() {
   FailAll(Unavailable("the store stopped"));
   RunCompletions();
+  // A clean stop leaves the applied state current, so the next start replays
+  // nothing.
+  if (fatal_.ok() && node_ != nullptr) {
+    if (Status s = FlushApplied(true); !s.ok()) {
+      fprintf(stderr, "shoal store: member %llu: writing the applied state at stop: %s\n",
+              static_cast<unsigned long long>(options_.raft.id), s.ToString().c_str());
+    }
+  }
 }
 
 Result<std::unique_ptr<ReplicatedStore>> ReplicatedStore::Open(
@@ -106,6 +117,7 @@ Status ReplicatedStore::Load(raft::PersistentState* raft_state) {
   if (snapshot_index_ > state_.applied_index()) {
     if (Status s = InstallSnapshot(snap); !s.ok()) return s;
   }
+  flushed_index_ = state_.applied_index();
   watch_.Reset(state_.applied_index());
   return Status::Ok();
 }
@@ -268,6 +280,16 @@ Status ReplicatedStore::Process() {
     }
     RunCompletions();
   } while (fatal_.ok() && !batch_.seqs.empty());
+  // Changes pending longer than flush_interval, now that ticks moved on.
+  if (fatal_.ok()) {
+    if (Status s = FlushApplied(false); !s.ok()) {
+      fprintf(stderr, "shoal store: stopping member %llu: %s\n",
+              static_cast<unsigned long long>(options_.raft.id), s.ToString().c_str());
+      fatal_ = s;
+      FailAll(s);
+      RunCompletions();
+    }
+  }
   processing_ = false;
   return fatal_;
 }
@@ -316,13 +338,17 @@ Status ReplicatedStore::ProcessReady(raft::Ready& rd, bool* sends_deferred) {
   if (rd.snapshot) {
     if (Status s = InstallSnapshot(*rd.snapshot); !s.ok()) return s;
   }
-  // 4-5. Apply, and record the whole batch in one write.
+  // 4-5. Apply, and note what changed for the next write of the applied state.
   std::vector<Event> events;
   uint64_t before = state_.applied_index();
   for (const auto& e : rd.committed_entries) ApplyEntry(e, &events);
   if (deps_.applied != nullptr && state_.applied_index() != before) {
-    Status s = deps_.applied->Commit(state_.applied_index(), events, options_.sync_applied);
-    if (!s.ok()) return s;
+    if (before == flushed_index_) pending_since_ = ticks_;
+    for (const Event& e : events) {
+      auto kind = KindOf(e.mutation);
+      if (kind.ok()) dirty_.Mark(*kind, MetaOf(e.mutation)->id());
+    }
+    if (Status s = FlushApplied(false); !s.ok()) return s;
   }
   watch_.Append(std::move(events));
   for (const auto& rs : rd.read_states) {
@@ -355,6 +381,9 @@ Status ReplicatedStore::InstallSnapshot(const raft::Snapshot& snapshot) {
   if (deps_.applied != nullptr) {
     if (Status s = deps_.applied->Reset(data); !s.ok()) return s;
   }
+  // The snapshot replaced every object, those changed before it included.
+  dirty_.Clear();
+  flushed_index_ = index;
   // Watchers cannot be told what changed; they must reload.
   watch_.Reset(index);
   kept_.clear();
@@ -416,6 +445,10 @@ Status ReplicatedStore::MaybeSnapshot() {
     return Status::Ok();
   }
   if (node_->status().applied != applied) return Status::Ok();
+  // The log below `compact` goes: write the applied state first, so that a
+  // restart replays from the log rather than installing the snapshot (which
+  // would also be correct, only slower).
+  if (Status s = FlushApplied(true); !s.ok()) return s;
   uint64_t compact = applied > options_.snapshot_keep ? applied - options_.snapshot_keep : 0;
   std::string data = SerializeSnapshot(state_);
   uint64_t bytes = data.size();
@@ -429,6 +462,31 @@ Status ReplicatedStore::MaybeSnapshot() {
   snapshot_index_ = applied;
   snapshot_bytes_ = bytes;
   applied_since_bytes_ = 0;
+  return Status::Ok();
+}
+
+uint64_t ReplicatedStore::flushed_index() const {
+  return deps_.applied != nullptr ? flushed_index_ : state_.applied_index();
+}
+
+void ReplicatedStore::DiscardUnwritten() {
+  dirty_.Clear();
+  deps_.applied = nullptr;  // nothing more reaches the disk, as after a crash
+}
+
+Status ReplicatedStore::FlushApplied(bool force) {
+  if (deps_.applied == nullptr) return Status::Ok();
+  uint64_t applied = state_.applied_index();
+  if (applied == flushed_index_) return Status::Ok();
+  bool every_ready = options_.sync_applied || options_.flush_objects == 0 ||
+                     options_.flush_entries == 0 || flush_ticks_ == 0;
+  bool due = force || every_ready || dirty_.size() >= options_.flush_objects ||
+             applied - flushed_index_ >= options_.flush_entries ||
+             ticks_ - pending_since_ >= flush_ticks_;
+  if (!due) return Status::Ok();
+  if (Status s = deps_.applied->Flush(state_, dirty_, options_.sync_applied); !s.ok()) return s;
+  dirty_.Clear();
+  flushed_index_ = applied;
   return Status::Ok();
 }
 

@@ -28,7 +28,8 @@ struct DiskMember {
   std::unique_ptr<ReplicatedStore> store;
 
   explicit DiskMember(const std::filesystem::path& dir, bool with_state = true,
-                      size_t batch_max_bytes = 256 << 10) {
+                      size_t batch_max_bytes = 256 << 10,
+                      ReplicatedStoreOptions o = FastOptions()) {
     auto r = raft::LevelDbStorage::Open((dir / "raft").string());
     REQUIRE(r.ok());
     raft_disk = std::move(r).value();
@@ -37,7 +38,6 @@ struct DiskMember {
       REQUIRE(p.ok());
       applied = std::move(p).value();
     }
-    ReplicatedStoreOptions o = FastOptions();
     o.raft.id = 1;
     o.raft.peers = {1};
     o.batch_max_bytes = batch_max_bytes;

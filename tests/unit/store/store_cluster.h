@@ -167,6 +167,8 @@ class StoreCluster {
   }
   void Crash(uint64_t id) {
     Member& m = *members_.at(id);
+    // As kill -9: what the store has not yet written to its applied state is lost.
+    if (m.store) m.store->DiscardUnwritten();
     m.store.reset();
     m.raft_db.reset();
     m.applied.reset();

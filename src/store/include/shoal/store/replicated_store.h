@@ -12,7 +12,8 @@
 //             2. send the other messages through the Transport
 //             3. install a received snapshot (State::Restore, PersistentState::Reset)
 //             4. apply committed entries (State::Apply), collecting events
-//             5. PersistentState::Commit once for the batch, WatchLog::Append
+//             5. note the changed objects for PersistentState::Flush (when
+//                due, see flush_objects), WatchLog::Append
 //             6. Advance, then complete callbacks of local proposals and reads
 //
 // Inputs only queue work; Process() turns everything queued since the last
@@ -31,6 +32,7 @@
 // callback it runs, is called by one thread at a time: the caller's loop
 // (see EventLoop, whose turns may run on the posting thread).
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -73,7 +75,22 @@ struct ReplicatedStoreOptions {
   size_t watch_capacity = 10000;
   // Fsync the applied-state batch. Off by default: a lost batch is replayed
   // from the Raft log (which is synced) at restart, so syncing buys nothing.
+  // On, the applied state is written (and synced) after every Ready, as
+  // before the flush policy below existed.
   bool sync_applied = false;
+  // The applied state on disk (PersistentState) may lag the State: the store
+  // remembers which objects changed (kind and id) and writes them, each once
+  // however often it changed, with the applied index, when one of these is
+  // reached: this many distinct objects changed (which bounds the pause of one
+  // write), this many entries applied (which bounds what a restart replays),
+  // or this much time passed (in ticks of raft.tick_interval) with changes
+  // pending. Also before each local snapshot and when the store is destroyed.
+  // Raft's log and snapshot cover whatever has not been written (see Load), so
+  // a crash costs only a longer replay. Any of the three 0: write after every
+  // Ready that applied entries, as before.
+  size_t flush_objects = 10000;
+  uint64_t flush_entries = 20000;
+  std::chrono::milliseconds flush_interval{5000};
   // A leader sends its AppendEntries before persisting the same entries, so
   // its fsync and the followers' overlap (raft::Ready::MaySendBeforePersist).
   bool leader_appends_before_persist = true;
@@ -205,6 +222,13 @@ class ReplicatedStore {
   // voters() and never campaigns either.
   bool removed() const;
   uint64_t snapshot_index() const { return snapshot_index_; }
+  // The applied index of the state last written to PersistentState (the
+  // state's own applied index when there is none).
+  uint64_t flushed_index() const;
+  // Forgets the changes not yet written to PersistentState, so that
+  // destroying the store afterwards leaves its disk as a crash (kill -9)
+  // would. For tests.
+  void DiscardUnwritten();
   // Ok while running; the storage error that stopped it otherwise.
   const Status& health() const { return fatal_; }
 
@@ -277,6 +301,9 @@ class ReplicatedStore {
   void CheckLeadership();
   void MaybeCampaignAlone();
   Status MaybeSnapshot();
+  // Writes the changed objects to PersistentState (see flush_objects) when
+  // due, or at once with `force`.
+  Status FlushApplied(bool force);
   void FailAll(const Status& status);
   void ExpireRequests();
   void RunCompletions();
@@ -295,6 +322,10 @@ class ReplicatedStore {
   uint64_t ticks_ = 0;
   uint64_t request_timeout_ = 0;
   uint64_t snapshot_index_ = 0;
+  DirtyObjects dirty_;                // changed since the last PersistentState write
+  uint64_t flushed_index_ = 0;        // the applied index of that write
+  uint64_t pending_since_ = 0;        // ticks_ when the first unwritten change was applied
+  uint64_t flush_ticks_ = 0;          // flush_interval in ticks
   uint64_t snapshot_bytes_ = 0;       // size of the last snapshot's data
   uint64_t applied_since_bytes_ = 0;  // entry bytes applied since that snapshot
   uint64_t last_term_ = 0;
