@@ -22,6 +22,17 @@ int64_t NowNs() {
 
 bool Terminal(v1::TaskState s) { return s >= v1::TASK_COMPLETE; }
 
+// Waits on `cv` (with `mu` held) until `done` holds or `deadline` passes.
+template <class Done>
+void WaitUntil(absl::CondVar& cv, absl::Mutex& mu, std::chrono::steady_clock::time_point deadline,
+               Done done) {
+  while (!done()) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return;
+    cv.WaitWithTimeout(&mu, absl::FromChrono(left));
+  }
+}
+
 }  // namespace
 
 void DisableMutexDeadlockDetection() {
@@ -69,14 +80,20 @@ Status Agent::Load() {
   return Status::Ok();
 }
 
-void Agent::Persist(const v1::Task& task) {
-  // Not synced: a lost write only means the executor's adoption finds a task
-  // the agent does not remember, which the next full assignment set settles.
-  (void)db_->Put(leveldb::WriteOptions(), kTaskPrefix + task.meta().id(), task.SerializeAsString());
+void Agent::Persist(const v1::Task& task, leveldb::WriteBatch* batch) {
+  batch->Put(kTaskPrefix + task.meta().id(), task.SerializeAsString());
 }
 
-void Agent::Forget(const std::string& task_id) {
-  (void)db_->Delete(leveldb::WriteOptions(), kTaskPrefix + task_id);
+void Agent::Forget(const std::string& task_id, leveldb::WriteBatch* batch) {
+  batch->Delete(kTaskPrefix + task_id);
+}
+
+void Agent::Write(leveldb::WriteBatch* batch) {
+  // Not synced: a lost write only means the executor's adoption finds a task
+  // the agent does not remember, which the next full assignment set settles.
+  if (batch->ApproximateSize() > leveldb::WriteBatch().ApproximateSize()) {
+    (void)db_->Write(leveldb::WriteOptions(), batch);
+  }
 }
 
 void Agent::Start() {
@@ -85,10 +102,10 @@ void Agent::Start() {
     // wakes the work loop, which polls after wake_coalesce.
     std::lock_guard<std::mutex> exec_lock(exec_mu_);
     executor_->SetWakeup([this] {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (exec_woken_) return;
       exec_woken_ = true;
-      cv_.notify_all();
+      work_cv_.Signal();
     });
   }
   poll_thread_ = std::thread([this] { PollLoop(); });
@@ -97,10 +114,11 @@ void Agent::Start() {
 
 void Agent::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
+    work_cv_.SignalAll();
+    poll_cv_.SignalAll();
   }
-  cv_.notify_all();
   client_->Cancel();
   if (poll_thread_.joinable()) poll_thread_.join();
   if (work_thread_.joinable()) work_thread_.join();
@@ -125,7 +143,7 @@ void Agent::StopAllTasks(std::chrono::milliseconds timeout) {
 }
 
 size_t Agent::task_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return tasks_.size();
 }
 
@@ -139,10 +157,10 @@ void Agent::PollLoop() {
   std::string session;
   while (true) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       // Wait for a session from the heartbeat before asking.
-      cv_.wait_for(lock, std::chrono::milliseconds(200),
-                   [&] { return stopping_ || !session_id_.empty(); });
+      WaitUntil(poll_cv_, mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
+                [&] { return stopping_ || !session_id_.empty(); });
       if (stopping_) return;
       if (session_id_.empty()) continue;
       if (session_id_ != session) {
@@ -155,20 +173,21 @@ void Agent::PollLoop() {
     req.set_session_id(session);
     req.set_known_generation(generation);
     auto reply = client_->Assignments(req);
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return;
     if (!reply.ok()) {
       // The session is gone (new leader): heartbeat again for a new one.
       if (reply.error().code() != Code::kUnavailable) session_id_.clear();
       generation = 0;
-      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
+      WaitUntil(poll_cv_, mu_, std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
+                [&] { return stopping_; });
       continue;
     }
     if (reply->generation() != 0) generation = reply->generation();
     if (reply->full() || reply->tasks_size() > 0 || reply->removed_size() > 0 ||
         reply->has_ingress()) {
       inbox_.push_back(std::move(reply).value());
-      cv_.notify_all();
+      work_cv_.Signal();
     }
   }
 }
@@ -181,7 +200,9 @@ void Agent::Apply(v1::AssignmentsReply&& reply) {
     std::lock_guard<std::mutex> exec_lock(exec_mu_);
     executor_->SetIngress(reply.ingress());
   }
-  // The reply's tasks are moved, not copied, into tasks_.
+  // The reply's tasks are moved, not copied, into tasks_, and written to the
+  // database in one batch (one log record, one memtable pass).
+  leveldb::WriteBatch batch;
   if (reply.full()) {
     // A full set also comes after every change of leader: write only what
     // differs from what the database already holds.
@@ -195,29 +216,33 @@ void Agent::Apply(v1::AssignmentsReply&& reply) {
       if (!same) changed.push_back(&kept);
     }
     for (const auto& [id, t] : tasks_) {
-      if (!next.count(id)) Forget(id);
+      if (!next.count(id)) Forget(id, &batch);
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       tasks_ = std::move(next);  // map nodes move: `changed` stays valid
     }
-    for (const v1::Task* t : changed) Persist(*t);
+    for (const v1::Task* t : changed) Persist(*t, &batch);
+    Write(&batch);
     have_full_set_ = true;
     all_dirty_ = true;
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (v1::Task& t : *reply.mutable_tasks()) {
-    std::string id = t.meta().id();
-    v1::Task& kept = tasks_[id] = std::move(t);
-    Persist(kept);
-    dirty_.insert(std::move(id));
+  {
+    absl::MutexLock lock(&mu_);  // tasks_ (task_count() reads it)
+    for (v1::Task& t : *reply.mutable_tasks()) {
+      std::string id = t.meta().id();
+      v1::Task& kept = tasks_[id] = std::move(t);
+      Persist(kept, &batch);
+      dirty_.insert(std::move(id));
+    }
+    for (const auto& id : reply.removed()) {
+      tasks_.erase(id);
+      Forget(id, &batch);
+      dirty_.insert(id);
+    }
   }
-  for (const auto& id : reply.removed()) {
-    tasks_.erase(id);
-    Forget(id);
-    dirty_.insert(id);
-  }
+  Write(&batch);
 }
 
 std::vector<executor::TaskFile> Agent::TaskFiles(const v1::Task& task) {
@@ -388,7 +413,7 @@ void Agent::SendHeartbeat() {
   v1::HeartbeatRequest req;
   req.set_node_id(options_.node_id);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     req.set_session_id(session_id_);
   }
   // The description once per session, until a heartbeat of that session is
@@ -413,7 +438,7 @@ void Agent::SendHeartbeat() {
     }
   }
   auto reply = client_->Heartbeat(req);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!reply.ok()) {
     connected_ = false;
     if (reply.error().code() == Code::kNotFound) removed_ = true;
@@ -437,7 +462,7 @@ void Agent::SendHeartbeat() {
   }
   if (reply->session_id() != session_id_) {
     session_id_ = reply->session_id();
-    cv_.notify_all();
+    poll_cv_.Signal();
   }
 }
 
@@ -446,7 +471,7 @@ void Agent::WorkLoop() {
   while (true) {
     std::vector<v1::AssignmentsReply> inbox;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (exec_woken_) {
         // The first wake-up sets the poll; later ones until then ride along.
         exec_woken_ = false;
@@ -454,7 +479,7 @@ void Agent::WorkLoop() {
       }
       auto wake = std::min(next_poll, next_heartbeat_);
       if (report_now_) wake = std::min(wake, report_at_);
-      cv_.wait_until(lock, wake, [&] { return stopping_ || !inbox_.empty() || exec_woken_; });
+      WaitUntil(work_cv_, mu_, wake, [&] { return stopping_ || !inbox_.empty() || exec_woken_; });
       if (stopping_) return;
       inbox.swap(inbox_);
     }
@@ -467,7 +492,7 @@ void Agent::WorkLoop() {
     if ((report_now_ && now >= report_at_) || now >= next_heartbeat_) {
       report_now_ = false;
       SendHeartbeat();
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       next_heartbeat_ = std::chrono::steady_clock::now() + period_;
     }
   }

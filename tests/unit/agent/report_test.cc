@@ -235,3 +235,34 @@ TEST_CASE("agent: an executor's wake-up reports exits without waiting for a poll
   (*agent)->Stop();
   CHECK_FALSE(executor.HasWakeup());  // unregistered: the executor outlives the agent
 }
+
+TEST_CASE("agent: its assigned tasks are in its database after a restart", "[agent]") {
+  // On disk, as on a real node: Apply writes a reply's tasks in one batch.
+  const auto dir = std::filesystem::temp_directory_path() / "shoal-agent-persist-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::vector<v1::Task> tasks;
+  for (int i = 0; i < 3; ++i) tasks.push_back(RunningTask("t" + std::to_string(i)));
+  shoal::agent::AgentOptions o;
+  o.node_id = "n1";
+  o.data_dir = dir.string();
+  o.poll_interval = 10ms;
+  {
+    FakeDispatcher dispatcher(tasks);
+    FakeExecutor executor;
+    auto agent = shoal::agent::Agent::Open(o, &executor, &dispatcher);
+    REQUIRE(agent.ok());
+    (*agent)->Start();
+    const auto deadline = Clock::now() + 5s;
+    while (!executor.Started("t2") && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    REQUIRE(executor.Started("t2"));
+    (*agent)->Stop();
+  }
+  FakeDispatcher dispatcher({});
+  FakeExecutor executor;
+  auto again = shoal::agent::Agent::Open(o, &executor, &dispatcher);
+  REQUIRE(again.ok());
+  CHECK((*again)->task_count() == 3);  // loaded before any manager answers
+  again->reset();
+  std::filesystem::remove_all(dir);
+}

@@ -11,9 +11,10 @@
 // by Logs, Start and Stop, under the same lock); its wake-up, called from
 // the executor's threads, only flags the second.
 
+#include <absl/synchronization/mutex.h>
+
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,7 @@
 namespace leveldb {
 class DB;
 class Env;
+class WriteBatch;
 }  // namespace leveldb
 
 namespace shoal::agent {
@@ -109,7 +111,7 @@ class Agent {
   bool connected() const { return connected_.load(); }
   // The role the cluster last gave this node (0 raft id: none known yet).
   v1::HeartbeatReply last_heartbeat() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return last_reply_;
   }
   // Set once a manager said this node is not in the cluster.
@@ -132,8 +134,10 @@ class Agent {
   // The secrets and configs `task` needs, from what the dispatcher sent.
   std::vector<executor::TaskFile> TaskFiles(const v1::Task& task);
   void SendHeartbeat();
-  void Persist(const v1::Task& task);
-  void Forget(const std::string& task_id);
+  // Add a task's record, or its removal, to `batch`; Write applies it.
+  void Persist(const v1::Task& task, leveldb::WriteBatch* batch);
+  void Forget(const std::string& task_id, leveldb::WriteBatch* batch);
+  void Write(leveldb::WriteBatch* batch);
 
   AgentOptions options_;
   executor::Executor* executor_;
@@ -143,8 +147,13 @@ class Agent {
 
   // The executor's contract is one caller at a time; Logs() comes from gRPC.
   std::mutex exec_mu_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  // absl's, not std::: a thread woken from std::condition_variable takes
+  // its mutex back marked contended, so its next unlock is a futex wake
+  // whether or not anyone waits (glibc), and each of a thousand agents does
+  // that several times a second. absl's Mutex wakes only real waiters.
+  mutable absl::Mutex mu_;
+  absl::CondVar work_cv_;  // the work thread waits on it
+  absl::CondVar poll_cv_;  // the poll thread waits on it (for a session)
   bool stopping_ = false;
   // Set by the executor's wake-up (from its threads): poll it soon.
   bool exec_woken_ = false;
