@@ -104,7 +104,8 @@ std::string RestartNote(const v1::Task& t) {
 }
 
 int WaitConverged(Client& c, const WaitTarget& target, int timeout_s, std::string* cause) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  const auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::seconds(timeout_s);
   std::map<std::string, std::string> shown;
   std::set<std::string> failures;
   const std::string what = target.service.empty() ? "stack " + target.stack : target.service;
@@ -237,7 +238,10 @@ int WaitConverged(Client& c, const WaitTarget& target, int timeout_s, std::strin
           (target.service.empty() ? "stack ps " + target.stack : "service ps " + target.service) +
           "`");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // Quick looks first: a small deploy runs within a second, and its
+    // command should end soon after (issue 6 (g)); then every 300 ms.
+    const bool early = std::chrono::steady_clock::now() < start + std::chrono::seconds(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(early ? 50 : 300));
   }
 }
 

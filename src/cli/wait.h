@@ -24,11 +24,12 @@ struct WaitTarget {
   bool rollback = false;
 };
 
-// Polls until every service of the target runs its current spec (replicas
-// running and healthy where checked, jobs completed, rollouts completed), a
-// failure ends it, or `timeout_s` passes. Prints a line per change of a
-// service and each task failure once. Returns 0 or 1; on 1 the cause is in
-// *cause (may be null) and on stderr. A manager failing over is waited out.
+// Polls (every 50 ms for the first second, then every 300 ms) until every
+// service of the target runs its current spec (replicas running and healthy
+// where checked, jobs completed, rollouts completed), a failure ends it, or
+// `timeout_s` passes. Prints a line per change of a service and each task
+// failure once. Returns 0 or 1; on 1 the cause is in *cause (may be null)
+// and on stderr. A manager failing over is waited out.
 int WaitConverged(Client& c, const WaitTarget& target, int timeout_s, std::string* cause);
 
 // "healthy", "starting", "unhealthy"; "" for no healthcheck.

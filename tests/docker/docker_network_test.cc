@@ -75,5 +75,24 @@ TEST_CASE("docker: a stack network joins services by name; host ports publish", 
   CHECK(Eventually([&] { return NodeContainers(env.node).empty(); }));
 }
 
+// The container's create runs beside the network's (the engine looks the
+// network up only at the start): a network the engine refuses still rejects
+// the task, and the container made meanwhile goes with its removal.
+TEST_CASE("docker: a network the engine refuses rejects the task; no container stays", "[docker]") {
+  Env env("netbad");
+  auto ex = env.Open();
+  const std::string stack = "nb" + std::to_string(getpid());
+  v1::Task t = StackTask(stack, "web", "bad1", "sleep 30");
+  t.mutable_networks(0)->set_subnet("10.300.0.0/24");  // refused by the engine
+  REQUIRE(ex->Start(t, {}).ok());
+  Observed o = WaitState(*ex, "bad1", v1::TASK_REJECTED, 20s);
+  CHECK(o.state == v1::TASK_REJECTED);
+  CHECK(o.error.find("creating network " + stack + "_default") != std::string::npos);
+  REQUIRE(ex->Remove("bad1").ok());
+  CHECK(Eventually([&] { return NodeContainers(env.node).empty(); }));
+  auto r = Client().Call("GET", "/networks/" + stack + "_default");
+  CHECK((r.ok() && r->status == 404));
+}
+
 }  // namespace
 }  // namespace shoal::executor::dtest

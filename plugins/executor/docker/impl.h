@@ -90,7 +90,15 @@ class DockerExecutor::Impl {
   void Delete(Ctr& c);
   // Applies GET /containers/{id}/json's reply (mu held).
   void ApplyInspect(Ctr& c, const std::string& body);
-  Result<std::vector<docker::NetworkJoin>> EnsureNetworks(const v1::Task& task);
+  // The task's networks (name, aliases, subnet; the id of those known to
+  // exist), each counted in net_users until ReleaseNetworks (mu not held).
+  std::vector<docker::NetworkJoin> ClaimNetworks(const v1::Task& task);
+  // Makes the networks of `joins` that do not exist yet and fills in every
+  // id (mu and net_mu not held; takes net_mu). On failure releases them all
+  // (ReleaseNetworks) and returns why. Safe on its own thread beside the
+  // container's create.
+  Result<std::vector<docker::NetworkJoin>> MakeNetworks(const v1::Task& task,
+                                                        std::vector<docker::NetworkJoin> joins);
   void ReleaseNetworks(const std::vector<std::string>& names);
   // Tries to delete each volume of volumes_pending (mu not held): done when
   // deleted or gone; one still in use stays pending for the next container

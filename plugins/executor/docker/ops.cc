@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "impl.h"
@@ -85,23 +86,32 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
   }
   // Networks are counted as used from here until Delete, so that a network
   // is not removed between its check and the container's create.
-  Result<std::vector<docker::NetworkJoin>> nets = EnsureNetworks(task);
-  if (!nets.ok()) {
-    std::lock_guard<std::mutex> lock(mu);
-    Reject(c, v1::TASK_REJECTED, nets.error().message());
-    return;
-  }
+  std::vector<docker::NetworkJoin> joins = ClaimNetworks(task);
   {
     std::lock_guard<std::mutex> lock(mu);
-    for (const auto& n : *nets) c.networks.push_back(n.name);
+    for (const auto& n : joins) c.networks.push_back(n.name);
+  }
+  // A network this executor does not know yet is made while the container's
+  // create runs: the engine takes a create that names a network it does not
+  // have yet and looks the name up only at the start. The first task of a
+  // stack saves the network's create (20-100 ms) on its way to running
+  // (issue 6 (g)). std::async's future waits in its destructor, so `task`
+  // outlives the call on every return below.
+  std::future<Result<std::vector<docker::NetworkJoin>>> making;
+  if (std::any_of(joins.begin(), joins.end(), [](const auto& j) { return j.id.empty(); })) {
+    making =
+        std::async(std::launch::async, [this, &task, joins] { return MakeNetworks(task, joins); });
   }
   if (Status s = ClaimIngress(c, task); !s.ok()) {
+    // A failed MakeNetworks released the networks already.
+    const bool released = making.valid() && !making.get().ok();
     std::lock_guard<std::mutex> lock(mu);
+    if (released) c.networks.clear();
     Reject(c, v1::TASK_REJECTED, s.message());
     return;
   }
   const std::string name = docker::ContainerName(task);
-  const std::string body = docker::CreateBody(task, options.node_id, binds, *nets);
+  const std::string body = docker::CreateBody(task, options.node_id, binds, joins);
   Result<HttpResponse> r =
       client.Call("POST", "/containers/create?name=" + docker::UrlEncode(name), body);
   std::string cid;
@@ -124,7 +134,18 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
       }
     }
   }
+  Result<std::vector<docker::NetworkJoin>> made = joins;
+  if (making.valid()) made = making.get();
   std::unique_lock<std::mutex> lock(mu);
+  if (!made.ok()) {
+    // MakeNetworks released them; Delete removes the container, if made.
+    c.networks.clear();
+    c.container_id = cid;
+    c.obs.container_id = cid;
+    Reject(c, v1::TASK_REJECTED, made.error().message());
+    return;
+  }
+  const std::vector<docker::NetworkJoin>& nets = *made;
   if (cid.empty()) {
     // The engine's refusal as it worded it: "No such image: x:1".
     Reject(c, v1::TASK_REJECTED,
@@ -141,7 +162,7 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
   }
   c.obs.message = "starting container";
   // Further networks join before the start (the create takes only one).
-  std::vector<docker::NetworkJoin> more(nets->begin() + (nets->empty() ? 0 : 1), nets->end());
+  std::vector<docker::NetworkJoin> more(nets.begin() + (nets.empty() ? 0 : 1), nets.end());
   lock.unlock();
   std::string start_error;
   for (const docker::NetworkJoin& n : more) {
@@ -198,7 +219,7 @@ void DockerExecutor::Impl::Launch(Ctr& c) {
   }
   if (inherit_health && ins.ok() && ins->status == 200) ApplyInspect(c, ins->body);
   if (has_ingress && ins.ok() && ins->status == 200) {
-    c.ip = ContainerIp(ins->body, nets->empty() ? std::string() : nets->front().name);
+    c.ip = ContainerIp(ins->body, nets.empty() ? std::string() : nets.front().name);
     c.obs.ports = docker::IngressHostPorts(ins->body, IngressPorts(task));
     if (!c.finished && !c.ip.empty()) ingress->SetBackend(c.task_id, c.ip);
   }
@@ -405,8 +426,7 @@ void DockerExecutor::Impl::RemovePendingVolumes() {
   }
 }
 
-Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
-    const v1::Task& task) {
+std::vector<docker::NetworkJoin> DockerExecutor::Impl::ClaimNetworks(const v1::Task& task) {
   std::vector<docker::NetworkJoin> out;
   for (const v1::NetworkAttachment& a : task.networks()) {
     docker::NetworkJoin j;
@@ -420,11 +440,23 @@ Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::EnsureNetworks(
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& j : out) ++net_users[j.name];
   }
+  // Known to exist (made or seen by this executor, not removed since): one
+  // engine call less per container of a 50-replica service. Not waited for
+  // while another worker makes or removes a network: MakeNetworks looks again.
+  std::unique_lock<std::mutex> net_lock(net_mu, std::try_to_lock);
+  if (net_lock.owns_lock()) {
+    for (auto& j : out) {
+      if (auto known = nets_known.find(j.name); known != nets_known.end()) j.id = known->second;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<docker::NetworkJoin>> DockerExecutor::Impl::MakeNetworks(
+    const v1::Task& task, std::vector<docker::NetworkJoin> out) {
   Status made = [&]() -> Status {
     std::lock_guard<std::mutex> net_lock(net_mu);
     for (auto& j : out) {
-      // Known to exist (made or seen by this executor, not removed since):
-      // one engine call less per container of a 50-replica service.
       if (auto known = nets_known.find(j.name); known != nets_known.end()) {
         j.id = known->second;
         continue;
