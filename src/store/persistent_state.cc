@@ -116,15 +116,7 @@ Status PersistentState::Commit(uint64_t applied_index, const std::vector<Event>&
       batch.Put(key, value);
     }
   }
-  batch.Put(kAppliedKey, std::to_string(applied_index));
-  leveldb::WriteOptions wo;
-  wo.sync = sync;
-  Status s = FromLevelDb(db_->Write(wo, &batch), "writing " + dir_);
-  // Keep no copy of an unusually large batch.
-  constexpr size_t kKeep = 16 << 20;
-  if (batch_.ApproximateSize() > kKeep) batch_ = leveldb::WriteBatch();
-  if (value_.capacity() > kKeep) std::string().swap(value_);
-  return s;
+  return WriteOut(applied_index, sync);
 }
 
 Status PersistentState::Flush(const State& state, const DirtyObjects& dirty, bool sync) {
@@ -145,10 +137,15 @@ Status PersistentState::Flush(const State& state, const DirtyObjects& dirty, boo
       }
     }
   }
-  batch.Put(kAppliedKey, std::to_string(state.applied_index()));
+  return WriteOut(state.applied_index(), sync);
+}
+
+Status PersistentState::WriteOut(uint64_t applied_index, bool sync) {
+  batch_.Put(kAppliedKey, std::to_string(applied_index));
   leveldb::WriteOptions wo;
   wo.sync = sync;
-  Status s = FromLevelDb(db_->Write(wo, &batch), "writing " + dir_);
+  Status s = FromLevelDb(db_->Write(wo, &batch_), "writing " + dir_);
+  // Keep no copy of an unusually large batch.
   constexpr size_t kKeep = 16 << 20;
   if (batch_.ApproximateSize() > kKeep) batch_ = leveldb::WriteBatch();
   if (value_.capacity() > kKeep) std::string().swap(value_);

@@ -74,6 +74,8 @@ class PersistentState {
 
  private:
   PersistentState(std::string dir, std::unique_ptr<leveldb::DB> db);
+  // Adds the applied index to batch_ and writes it; the one write of Commit and Flush.
+  Status WriteOut(uint64_t applied_index, bool sync);
 
   std::string dir_;
   std::unique_ptr<leveldb::DB> db_;
