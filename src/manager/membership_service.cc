@@ -220,10 +220,13 @@ class MembershipService final : public v1::Membership::CallbackService {
       return r;
     }
     v1::AdmitRequest request = *req;
-    std::string node_id = NewId(d_->rng_);
-    uint64_t raft_id = (d_->rng_() >> 1) | 1;
     Daemon::Impl* d = d_;
-    bool posted = m->Post([d, m, r, reply, request, node_id, raft_id] {
+    bool posted = m->Post([d, m, r, reply, request] {
+      // Drawn on the loop, like every other use of rng_: gRPC runs calls on
+      // several threads, and two joins drawing at once from the unguarded
+      // generator were handed the same node id ("node ... already exists").
+      std::string node_id = NewId(d->rng_);
+      uint64_t raft_id = (d->rng_() >> 1) | 1;
       m->Read([d, m, r, reply, request, node_id, raft_id](Status s, const store::State& state) {
         if (!s.ok()) return r->Finish(Grpc(s));
         const v1::Cluster* cp = ClusterOf(state);
