@@ -8,6 +8,8 @@
 // it; a worker takes it only to read what a call needs and to record what
 // came back. Each task's operations run one at a time, in order (`busy`).
 
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -154,5 +156,13 @@ std::string ContainerIp(const std::string& inspect_body, const std::string& pref
 
 // The task's `mode: ingress` TCP ports with a published port.
 std::vector<v1::PortConfig> IngressPorts(const v1::Task& task);
+
+// Helpers shared by ops.cc and networks.cc (defined in ops.cc).
+// A member of a JSON object, or null (also when `v` is not an object).
+const rapidjson::Value* Member(const rapidjson::Value& v, const char* key);
+// A string member, or "" when absent or not a string.
+std::string StrMember(const rapidjson::Value& v, const char* key);
+// "<stack>_web" -> "web": the name other services of the stack resolve.
+std::string ShortServiceName(const v1::Task& task);
 
 }  // namespace shoal::executor
