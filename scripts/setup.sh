@@ -8,7 +8,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libleveldb-dev libsnappy-dev libboost-dev
   catch2 libssl-dev libgit2-dev libcli11-dev libspdlog-dev libfmt-dev
-  libboost-filesystem-dev busybox-static procps git ccache curl iproute2
+  libboost-filesystem-dev libgoogle-perftools-dev busybox-static procps git ccache curl iproute2
   docker.io
 )
 missing=()

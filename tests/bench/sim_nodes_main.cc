@@ -25,7 +25,6 @@
 // and thread count.
 
 #include <grpcpp/grpcpp.h>
-#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -203,16 +202,6 @@ int main(int argc, char** argv) {
                  "[--prefix sim] [--join-parallel 16] [--stats SECONDS]\n");
     return 2;
   }
-  // Before any thread exists: glibc's malloc otherwise gives memory back as
-  // soon as an arena's top passes 128 KiB (madvise, then page faults to get
-  // it again) and maps every block over its moving mmap threshold on its own
-  // (an assignments reply of a hundred tasks). Two thousand agent threads
-  // share a few arenas, whose tops rise and fall with each reply: keep what
-  // they took. The memory stays with the process, which is what a
-  // simulation of many nodes wants; a real agent keeps glibc's defaults.
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  mallopt(M_TOP_PAD, 16 << 20);
-  mallopt(M_MMAP_THRESHOLD, 16 << 20);
   // Before any gRPC thread exists (Agent::Open would do it too).
   shoal::agent::DisableMutexDeadlockDetection();
   // A LevelDB per node holds a few descriptors; ask for the hard limit.
