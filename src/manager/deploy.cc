@@ -400,6 +400,8 @@ v1::ServiceSummary Summarize(const store::State& state, const v1::Service& servi
       if (t.status().state() == v1::TASK_PENDING || t.node_id().empty()) {
         sum.set_pending(sum.pending() + 1);
         if (sum.pending_message().empty()) sum.set_pending_message(t.scheduling_message());
+      } else if (current && t.status().state() >= v1::TASK_ASSIGNED) {
+        sum.set_placed(sum.placed() + 1);
       }
     }
     if (job && current && t.status().state() == v1::TASK_COMPLETE) {

@@ -478,6 +478,18 @@ inline long ContextSwitches(pid_t pid) {
   return total;
 }
 
+// Resident memory of a process now and at its peak, in MiB ("412/530").
+inline std::string ResidentMiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  long rss = 0, hwm = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::atol(line.c_str() + 6);
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::atol(line.c_str() + 6);
+  }
+  return std::to_string(rss / 1024) + "/" + std::to_string(hwm / 1024);
+}
+
 // CPU seconds used by each named process between two samples.
 struct CpuSample {
   std::map<std::string, double> per;
