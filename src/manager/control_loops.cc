@@ -12,7 +12,9 @@ constexpr size_t kHeavyTurnEvents = 2'000;
 
 ControlLoops::ControlLoops(store::ReplicatedStore* store, dispatcher::Options options,
                            orchestrator::IdSource* ids)
-    : store_(store), dispatcher_(options), ids_(ids) {}
+    : store_(store), dispatcher_(options), ids_(ids) {
+  watch_reader_ = store_->watch().AddReader(store_->state().applied_index());
+}
 
 void ControlLoops::Propose(std::vector<v1::Mutation> mutations, const char* who, int64_t now_ns,
                            std::function<void(Status)> done) {
@@ -37,9 +39,12 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
       loads_.Clear();
     }
   }
-  if (!leader) return;
-  bool heavy = false;
   uint64_t applied = store_->state().applied_index();
+  if (!leader) {
+    store_->watch().SetRead(watch_reader_, applied);
+    return;
+  }
+  bool heavy = false;
   if (applied != seen_index_) {
     // Only the nodes whose tasks the new entries touched can have news, and
     // only the services they touched need a look; when the watch log no
@@ -58,6 +63,7 @@ void ControlLoops::AfterBatch(int64_t now_ns) {
       loads_.Rebuild(store_->state());
     }
     seen_index_ = applied;
+    store_->watch().SetRead(watch_reader_, applied);
   }
   RunDispatcher(now_ns, /*sweep=*/false);
   // After a large batch (its apply and the agents it woke already took this

@@ -84,12 +84,26 @@ class EventsService final : public v1::Events::Service {
     auto slot = d_->OpenStream(transport::PeerOf(*ctx), "event streams");
     if (!slot.ok()) return Grpc(slot.error());
     uint64_t from = req->from_version();
-    if (from == 0) m->RunSync([&] { from = m->store().state().applied_index(); });
+    // A reader of the watch log, so that it keeps what this stream has not
+    // sent yet (up to its capacity).
+    uint64_t reader = 0;
+    m->RunSync([&] {
+      if (from == 0) from = m->store().state().applied_index();
+      reader = m->store().watch().AddReader(from);
+    });
+    struct Unregister {
+      Manager* m;
+      uint64_t reader;
+      ~Unregister() {
+        m->RunSync([this] { m->store().watch().RemoveReader(reader); });
+      }
+    } unregister{m, reader};
     std::set<std::string> kinds(req->kinds().begin(), req->kinds().end());
     while (!ctx->IsCancelled()) {
       std::vector<store::Event> events;
       bool reset = false;
       bool alive = m->RunSync([&] {
+        m->store().watch().SetRead(reader, from);
         auto got = m->store().watch().Since(from, 1000);
         if (got.ok()) {
           events = std::move(got).value();

@@ -91,6 +91,10 @@ Status Manager::Init() {
   // transaction (10,000 mutations) plus the status merges beside it, or they
   // fall back to checking every parked agent.
   so.watch_capacity = std::max<size_t>(so.watch_capacity, 30'000);
+  // What every reader has read goes early (see WatchLog::AddReader): a
+  // follower has no reader, and the leader's loops read each batch at once.
+  // 2,000 events stay for a watcher that reconnects.
+  so.watch_keep = 2'000;
   store::ReplicatedStoreDeps deps{raft_disk_.get(), applied_.get(), transport_.get(),
                                   random_.get()};
   auto store = store::ReplicatedStore::Open(so, deps);

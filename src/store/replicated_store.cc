@@ -53,7 +53,7 @@ std::string SerializeSnapshot(const State& state) {
 
 ReplicatedStore::ReplicatedStore(const ReplicatedStoreOptions& options,
                                  const ReplicatedStoreDeps& deps)
-    : options_(options), deps_(deps), watch_(options.watch_capacity) {
+    : options_(options), deps_(deps), watch_(options.watch_capacity, options.watch_keep) {
   int timeout = options_.request_timeout_ticks;
   if (timeout <= 0) timeout = 3 * options_.raft.election_ticks;
   request_timeout_ = static_cast<uint64_t>(timeout);

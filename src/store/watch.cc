@@ -1,6 +1,7 @@
 #include "shoal/store/watch.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace shoal::store {
 
@@ -13,10 +14,31 @@ void WatchLog::Append(const std::vector<Event>& events) {
 }
 
 void WatchLog::Trim() {
-  while (events_.size() > capacity_) {
+  uint64_t read_by_all = UINT64_MAX;
+  for (const auto& [reader, version] : readers_) read_by_all = std::min(read_by_all, version);
+  while (events_.size() > capacity_ ||
+         (events_.size() > keep_ && events_.front().version <= read_by_all)) {
     dropped_through_ = events_.front().version;
     events_.pop_front();
   }
+}
+
+uint64_t WatchLog::AddReader(uint64_t version) {
+  uint64_t reader = next_reader_++;
+  readers_[reader] = version;
+  return reader;
+}
+
+void WatchLog::SetRead(uint64_t reader, uint64_t version) {
+  auto it = readers_.find(reader);
+  if (it == readers_.end()) return;
+  it->second = version;
+  Trim();
+}
+
+void WatchLog::RemoveReader(uint64_t reader) {
+  readers_.erase(reader);
+  Trim();
 }
 
 void WatchLog::Append(std::vector<Event>&& events) {

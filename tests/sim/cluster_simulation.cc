@@ -75,6 +75,7 @@ void ClusterSim::StartManager(Host& h) {
   o.snapshot_every = 100;  // restarted managers catch up by InstallSnapshot too
   o.snapshot_keep = 20;
   o.watch_capacity = 200;
+  o.watch_keep = 20;  // as in the daemon: what the loops read goes early
   store::ReplicatedStoreDeps deps;
   deps.raft_storage = h.disk.get();
   deps.transport = h.transport.get();

@@ -166,3 +166,82 @@ TEST_CASE("a watcher resumes from its version, or is told to resync") {
   CHECK(old.error().code() == Code::kFailedPrecondition);
   CHECK_THAT(old.error().message(), Catch::Matchers::Contains("reload the state"));
 }
+
+namespace {
+
+// Five tasks, one version each, appended to `log` as State::Apply made them.
+void AppendFive(State& st, WatchLog& log) {
+  for (uint64_t i = 1; i <= 5; ++i) {
+    Txn t;
+    t.Put(MakeTask("t" + std::to_string(i), "s1", "n1"));
+    std::vector<Event> events;
+    REQUIRE(ApplyTxn(st, i, std::move(t), &events).ok());
+    log.Append(std::move(events));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the watch log keeps what a reader has not read, and little else") {
+  State st;
+  SECTION("without readers only `keep` events stay") {
+    WatchLog log(100, 2);
+    AppendFive(st, log);
+    REQUIRE(log.Since(3).ok());
+    CHECK(log.Since(3)->size() == 2);
+    CHECK(log.Since(2).error().code() == Code::kFailedPrecondition);
+  }
+  SECTION("a reader holds back what it has not read, then lets it go") {
+    WatchLog log(100, 2);
+    uint64_t reader = log.AddReader(1);
+    AppendFive(st, log);
+    REQUIRE(log.Since(1).ok());
+    CHECK(log.Since(1)->size() == 4);
+    log.SetRead(reader, 4);
+    CHECK(log.Since(3)->size() == 2);
+    CHECK_FALSE(log.Since(2).ok());
+    // The slowest of two readers decides.
+    uint64_t slow = log.AddReader(3);
+    log.SetRead(reader, 5);
+    CHECK(log.Since(3)->size() == 2);
+    log.RemoveReader(slow);
+    log.RemoveReader(reader);
+    CHECK(log.Since(3)->size() == 2);  // `keep` still applies
+  }
+  SECTION("capacity bounds the log even for a reader that does not read") {
+    WatchLog log(3, 1);
+    (void)log.AddReader(0);
+    AppendFive(st, log);
+    CHECK(log.Since(2)->size() == 3);
+    auto old = log.Since(1);
+    REQUIRE_FALSE(old.ok());
+    CHECK_THAT(old.error().message(), Catch::Matchers::Contains("reload the state"));
+  }
+  SECTION("an event let go no longer shares its task: a status merge changes it in place") {
+    WatchLog log(100, 0);
+    uint64_t reader = log.AddReader(0);
+    AppendFive(st, log);
+    const v1::Task* before = st.Get<v1::Task>("t1");
+    REQUIRE(before != nullptr);
+    v1::TaskStatus running;
+    running.set_state(v1::TASK_RUNNING);
+    {
+      // Still held by the event of its creation: the merge writes a copy.
+      Txn t;
+      t.SetTaskStatus("t1", running);
+      std::vector<Event> events;
+      REQUIRE(ApplyTxn(st, 6, std::move(t), &events).ok());
+      log.Append(std::move(events));
+    }
+    const v1::Task* copied = st.Get<v1::Task>("t1");
+    CHECK(copied != before);
+    log.SetRead(reader, 6);  // everything read: nothing is kept
+    v1::TaskStatus failed;
+    failed.set_state(v1::TASK_FAILED);
+    Txn t;
+    t.SetTaskStatus("t1", failed);
+    REQUIRE(ApplyTxn(st, 7, std::move(t)).ok());
+    CHECK(st.Get<v1::Task>("t1") == copied);
+    CHECK(st.Get<v1::Task>("t1")->status().state() == v1::TASK_FAILED);
+  }
+}

@@ -49,6 +49,11 @@ class ControlLoops {
   orchestrator::IdSource* ids_;
   bool was_leader_ = false;
   uint64_t seen_index_ = 0;
+  // This object's reader of the store's watch log: it reads every batch
+  // right after it is applied, so the log need not keep events for it. Never
+  // removed: the loops live as long as the store (which owners may destroy
+  // first, so the loops' destructor must not touch it).
+  uint64_t watch_reader_ = 0;
   bool orch_inflight_ = false;
   bool orch_dirty_ = true;
   bool node_inflight_ = false;

@@ -73,6 +73,9 @@ struct ReplicatedStoreOptions {
   uint64_t snapshot_keep = 1000;
   // Events kept for watchers that fall behind.
   size_t watch_capacity = 10000;
+  // Of the events every registered reader has read (WatchLog::AddReader),
+  // only this many are kept; the default keeps them all, up to capacity.
+  size_t watch_keep = SIZE_MAX;
   // Fsync the applied-state batch. Off by default: a lost batch is replayed
   // from the Raft log (which is synced) at restart, so syncing buys nothing.
   // On, the applied state is written (and synced) after every Ready, as
@@ -207,6 +210,8 @@ class ReplicatedStore {
 
   const State& state() const { return state_; }
   const WatchLog& watch() const { return watch_; }
+  // For readers to register (WatchLog::AddReader); on the loop only.
+  WatchLog& watch() { return watch_; }
   raft::NodeStatus raft_status() const { return node_->status(); }
   bool is_leader() const { return node_->status().role == raft::Role::kLeader; }
   // The voters of the configuration this member applied, ascending. Empty on a
