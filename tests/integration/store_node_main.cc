@@ -8,6 +8,7 @@
 //                    [--election-ticks 100] [--snapshot-every 10000]
 //                    [--snapshot-keep 1000] [--snapshot-log-ratio 0]
 //                    [--early-appends 1] [--inline-turns 1] [--batch-bytes 262144]
+//                    [--flush-objects 10000]
 //
 // --snapshot-log-ratio R (ReplicatedStoreOptions::snapshot_log_ratio) also
 // waits for R times the last snapshot's size of applied commands between
@@ -17,6 +18,7 @@
 // (EventLoopOptions::run_inline off, as in the daemon), for comparison.
 // --batch-bytes sets ReplicatedStoreOptions::batch_max_bytes (0: one Raft
 // entry per command, as before batch entries), for comparison.
+// --flush-objects sets ReplicatedStoreOptions::flush_objects, for comparison.
 //
 // The process re-executes itself once at start with a larger glibc malloc
 // cache (TuneMallocCache below).
@@ -73,6 +75,7 @@ struct Flags {
   bool inline_turns = true;
   double snapshot_log_ratio = 0;
   size_t batch_bytes = 256 << 10;
+  size_t flush_objects = shoal::store::ReplicatedStoreOptions().flush_objects;
   std::string tls_dir;  // ca.pem, cert.pem, key.pem (a manager's certificate)
 };
 
@@ -108,6 +111,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->early_appends = v != "0";
     } else if (k == "--batch-bytes") {
       f->batch_bytes = std::stoull(v);
+    } else if (k == "--flush-objects") {
+      f->flush_objects = std::stoull(v);
     } else if (k == "--tls-dir") {
       f->tls_dir = v;
     } else if (k == "--inline-turns") {
@@ -344,6 +349,7 @@ int Run(const Flags& f) {
   options.leader_appends_before_persist = f.early_appends;
   options.snapshot_log_ratio = f.snapshot_log_ratio;
   options.batch_max_bytes = f.batch_bytes;
+  options.flush_objects = f.flush_objects;
   shoal::store::ReplicatedStoreDeps deps{raft_disk->get(), applied->get(), &transport, &random};
   auto store = ReplicatedStore::Open(options, deps);
   if (!store.ok()) {
@@ -453,7 +459,8 @@ int main(int argc, char** argv) {
                    "--tls-dir DIR "
                    "[--listen ADDR] [--tick-ms 10] [--heartbeat-ticks 10] [--election-ticks 100] "
                    "[--snapshot-every 10000] [--snapshot-keep 1000] [--snapshot-log-ratio 0] "
-                   "[--early-appends 1] [--inline-turns 1] [--batch-bytes 262144]\n");
+                   "[--early-appends 1] [--inline-turns 1] [--batch-bytes 262144] [--flush-objects "
+                   "30000]\n");
       return 2;
     }
   } catch (const std::exception& e) {
