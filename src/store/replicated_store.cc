@@ -343,12 +343,23 @@ Status ReplicatedStore::ProcessReady(raft::Ready& rd, bool* sends_deferred) {
   uint64_t before = state_.applied_index();
   for (const auto& e : rd.committed_entries) ApplyEntry(e, &events);
   if (deps_.applied != nullptr && state_.applied_index() != before) {
-    if (before == flushed_index_) pending_since_ = ticks_;
-    for (const Event& e : events) {
-      auto kind = KindOf(e.mutation);
-      if (kind.ok()) dirty_.Mark(*kind, MetaOf(e.mutation)->id());
+    if (WritesEveryReady() && dirty_.empty()) {
+      // Nothing waits to be coalesced: the objects just applied go out as
+      // their events hold them, while they are still in the cache (looking
+      // them up again later cost 10% of the store bench's CPU).
+      uint64_t applied = state_.applied_index();
+      if (Status s = deps_.applied->Commit(applied, events, options_.sync_applied); !s.ok()) {
+        return s;
+      }
+      flushed_index_ = applied;
+    } else {
+      if (before == flushed_index_) pending_since_ = ticks_;
+      for (const Event& e : events) {
+        auto kind = KindOf(e.mutation);
+        if (kind.ok()) dirty_.Mark(*kind, MetaOf(e.mutation)->id());
+      }
+      if (Status s = FlushApplied(false); !s.ok()) return s;
     }
-    if (Status s = FlushApplied(false); !s.ok()) return s;
   }
   watch_.Append(std::move(events));
   for (const auto& rs : rd.read_states) {
@@ -478,9 +489,7 @@ Status ReplicatedStore::FlushApplied(bool force) {
   if (deps_.applied == nullptr) return Status::Ok();
   uint64_t applied = state_.applied_index();
   if (applied == flushed_index_) return Status::Ok();
-  bool every_ready = options_.sync_applied || options_.flush_objects == 0 ||
-                     options_.flush_entries == 0 || flush_ticks_ == 0;
-  bool due = force || every_ready || dirty_.size() >= options_.flush_objects ||
+  bool due = force || WritesEveryReady() || dirty_.size() >= options_.flush_objects ||
              applied - flushed_index_ >= options_.flush_entries ||
              ticks_ - pending_since_ >= flush_ticks_;
   if (!due) return Status::Ok();

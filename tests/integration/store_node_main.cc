@@ -8,7 +8,7 @@
 //                    [--election-ticks 100] [--snapshot-every 10000]
 //                    [--snapshot-keep 1000] [--snapshot-log-ratio 0]
 //                    [--early-appends 1] [--inline-turns 1] [--batch-bytes 262144]
-//                    [--flush-objects 10000]
+//                    [--flush-objects 0]
 //
 // --snapshot-log-ratio R (ReplicatedStoreOptions::snapshot_log_ratio) also
 // waits for R times the last snapshot's size of applied commands between

@@ -81,17 +81,21 @@ struct ReplicatedStoreOptions {
   // On, the applied state is written (and synced) after every Ready, as
   // before the flush policy below existed.
   bool sync_applied = false;
-  // The applied state on disk (PersistentState) may lag the State: the store
-  // remembers which objects changed (kind and id) and writes them, each once
-  // however often it changed, with the applied index, when one of these is
-  // reached: this many distinct objects changed (which bounds the pause of one
-  // write), this many entries applied (which bounds what a restart replays),
-  // or this much time passed (in ticks of raft.tick_interval) with changes
-  // pending. Also before each local snapshot and when the store is destroyed.
-  // Raft's log and snapshot cover whatever has not been written (see Load), so
-  // a crash costs only a longer replay. Any of the three 0: write after every
-  // Ready that applied entries, as before.
-  size_t flush_objects = 10000;
+  // By default (flush_objects 0) the applied state is written after every
+  // Ready that applied entries, from that Ready's events, while the objects
+  // are still in the cache. With all three thresholds set, the state on disk
+  // (PersistentState) may lag the State instead: the store remembers which
+  // objects changed (kind and id) and writes them, each once however often it
+  // changed, with the applied index, when one of these is reached: this many
+  // distinct objects changed (which bounds the pause of one write), this many
+  // entries applied (which bounds what a restart replays), or this much time
+  // passed (in ticks of raft.tick_interval) with changes pending; also before
+  // each local snapshot and when the store is destroyed. Raft's log and
+  // snapshot cover whatever has not been written (see Load), so a crash costs
+  // only a longer replay. Measured in session 8 (docs/store.md "What is
+  // written when"), batching lost on both benchmarks: the objects are cold by
+  // the time they are written, which cost more than the coalescing saved.
+  size_t flush_objects = 0;
   uint64_t flush_entries = 20000;
   std::chrono::milliseconds flush_interval{5000};
   // A leader sends its AppendEntries before persisting the same entries, so
@@ -306,6 +310,12 @@ class ReplicatedStore {
   void CheckLeadership();
   void MaybeCampaignAlone();
   Status MaybeSnapshot();
+  // Whether the applied state is written after every Ready (sync_applied,
+  // or one of the flush thresholds 0) rather than in batches.
+  bool WritesEveryReady() const {
+    return options_.sync_applied || options_.flush_objects == 0 || options_.flush_entries == 0 ||
+           flush_ticks_ == 0;
+  }
   // Writes the changed objects to PersistentState (see flush_objects) when
   // due, or at once with `force`.
   Status FlushApplied(bool force);
