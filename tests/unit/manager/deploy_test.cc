@@ -245,4 +245,32 @@ TEST_CASE("external objects are never planned as changes") {
   CHECK_FALSE(again->plan.HasChanges());
 }
 
+TEST_CASE("a service's summary counts its tasks pending, placed and running") {
+  Cluster c;
+  REQUIRE(c.Deploy(Stack({Service("app", "web", 4)})).ok());
+  const v1::Service& svc = *c.Svc("app_web");
+  std::vector<v1::Mutation> tasks;
+  // Slot 1 waits for a node, 2 is assigned, 3 runs, 4 runs an older version.
+  const v1::TaskState states[] = {v1::TASK_PENDING, v1::TASK_ASSIGNED, v1::TASK_RUNNING,
+                                  v1::TASK_RUNNING};
+  for (int i = 0; i < 4; ++i) {
+    v1::Mutation m;
+    v1::Task* t = m.mutable_task();
+    t->mutable_meta()->set_id("t" + std::to_string(i));
+    t->set_service_id(svc.meta().id());
+    t->set_slot(static_cast<uint64_t>(i + 1));
+    t->set_service_spec_version(i == 3 ? svc.spec_version() - 1 : svc.spec_version());
+    t->set_desired_state(v1::TASK_RUNNING);
+    if (i > 0) t->set_node_id("n1");
+    t->mutable_status()->set_state(states[i]);
+    tasks.push_back(m);
+  }
+  c.Apply(tasks);
+  v1::ServiceSummary sum = Summarize(c.state, svc);
+  CHECK(sum.desired() == 4);
+  CHECK(sum.pending() == 1);
+  CHECK(sum.placed() == 2);  // the assigned and the running task of this version
+  CHECK(sum.running() == 1);
+}
+
 }  // namespace shoal::manager
