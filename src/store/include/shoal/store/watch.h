@@ -48,8 +48,9 @@ class WatchLog {
   // (a snapshot) and watch from its applied index.
   Result<std::vector<Event>> Since(uint64_t from, size_t max = SIZE_MAX) const;
   // The same events (all of them) in place, without copying their objects:
-  // the pointers stay valid until the next Append, Reset or reader call. For the leader's
-  // control loops, which read every event once right after it is appended.
+  // the pointers stay valid until the next Append, Reset or reader call. For
+  // the leader's control loops, which read every event once right after it
+  // is appended.
   Result<std::vector<const Event*>> SinceInPlace(uint64_t from) const;
 
   // Forgets every event and treats everything up to `version` as dropped: the
