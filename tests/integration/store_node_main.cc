@@ -79,46 +79,57 @@ struct Flags {
   std::string tls_dir;  // ca.pem, cert.pem, key.pem (a manager's certificate)
 };
 
+bool ParseFlag(const std::string& k, const std::string& v, Flags* f) {
+  if (k == "--id") {
+    f->id = std::stoull(v);
+  } else if (k == "--data") {
+    f->data = v;
+  } else if (k == "--listen") {
+    f->listen = v;
+  } else if (k == "--peers") {
+    std::stringstream ss(v);
+    std::string p;
+    while (std::getline(ss, p, ',')) f->peers.push_back(std::stoull(p));
+  } else if (k == "--peers-file") {
+    f->peers_file = v;
+  } else if (k == "--tick-ms") {
+    f->tick_ms = std::stoi(v);
+  } else if (k == "--heartbeat-ticks") {
+    f->heartbeat_ticks = std::stoi(v);
+  } else if (k == "--election-ticks") {
+    f->election_ticks = std::stoi(v);
+  } else if (k == "--snapshot-every") {
+    f->snapshot_every = std::stoull(v);
+  } else if (k == "--snapshot-keep") {
+    f->snapshot_keep = std::stoull(v);
+  } else if (k == "--snapshot-log-ratio") {
+    f->snapshot_log_ratio = std::stod(v);
+  } else if (k == "--early-appends") {
+    f->early_appends = v != "0";
+  } else if (k == "--batch-bytes") {
+    f->batch_bytes = std::stoull(v);
+  } else if (k == "--flush-objects") {
+    f->flush_objects = std::stoull(v);
+  } else if (k == "--tls-dir") {
+    f->tls_dir = v;
+  } else if (k == "--inline-turns") {
+    f->inline_turns = v != "0";
+  } else {
+    std::fprintf(stderr, "unknown flag %s\n", k.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Every flag takes a value; a number that does not parse is named with its flag.
 bool ParseFlags(int argc, char** argv, Flags* f) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     std::string v = argv[i + 1];
-    if (k == "--id") {
-      f->id = std::stoull(v);
-    } else if (k == "--data") {
-      f->data = v;
-    } else if (k == "--listen") {
-      f->listen = v;
-    } else if (k == "--peers") {
-      std::stringstream ss(v);
-      std::string p;
-      while (std::getline(ss, p, ',')) f->peers.push_back(std::stoull(p));
-    } else if (k == "--peers-file") {
-      f->peers_file = v;
-    } else if (k == "--tick-ms") {
-      f->tick_ms = std::stoi(v);
-    } else if (k == "--heartbeat-ticks") {
-      f->heartbeat_ticks = std::stoi(v);
-    } else if (k == "--election-ticks") {
-      f->election_ticks = std::stoi(v);
-    } else if (k == "--snapshot-every") {
-      f->snapshot_every = std::stoull(v);
-    } else if (k == "--snapshot-keep") {
-      f->snapshot_keep = std::stoull(v);
-    } else if (k == "--snapshot-log-ratio") {
-      f->snapshot_log_ratio = std::stod(v);
-    } else if (k == "--early-appends") {
-      f->early_appends = v != "0";
-    } else if (k == "--batch-bytes") {
-      f->batch_bytes = std::stoull(v);
-    } else if (k == "--flush-objects") {
-      f->flush_objects = std::stoull(v);
-    } else if (k == "--tls-dir") {
-      f->tls_dir = v;
-    } else if (k == "--inline-turns") {
-      f->inline_turns = v != "0";
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
+    try {
+      if (!ParseFlag(k, v, f)) return false;
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "%s: \"%s\" is not a valid value\n", k.c_str(), v.c_str());
       return false;
     }
   }
@@ -460,7 +471,7 @@ int main(int argc, char** argv) {
                    "[--listen ADDR] [--tick-ms 10] [--heartbeat-ticks 10] [--election-ticks 100] "
                    "[--snapshot-every 10000] [--snapshot-keep 1000] [--snapshot-log-ratio 0] "
                    "[--early-appends 1] [--inline-turns 1] [--batch-bytes 262144] [--flush-objects "
-                   "30000]\n");
+                   "0]\n");
       return 2;
     }
   } catch (const std::exception& e) {
